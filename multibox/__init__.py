@@ -1,0 +1,3 @@
+"""multibox: the Single Shot MultiBox Detector (SSD) for PyTorch."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from multibox.cli import main
+
+raise SystemExit(main())
