@@ -1,0 +1,93 @@
+"""Box helpers shared by the MultiBox operators: pairwise IoU and the SSD box encoding."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+
+def box_area(boxes: torch.Tensor) -> torch.Tensor:
+    """Area of corner boxes ``(..., 4)`` -> ``(...)``: plain differences (no +1), negative if inverted."""
+    return (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
+
+
+def box_iou(boxes1: torch.Tensor, boxes2: torch.Tensor) -> torch.Tensor:
+    """Pairwise IoU of corner boxes, computed as MXNet's ``CalculateOverlap``.
+
+    Args:
+        boxes1: ``(..., P, 4)``; boxes2: ``(..., Q, 4)``; leading dimensions broadcast.
+
+    Returns:
+        ``(..., P, Q)`` with ``inter / (area1 + area2 - inter)`` and 0 where the union is not positive.
+    """
+    b1 = boxes1.unsqueeze(-2)  # (..., P, 1, 4)
+    b2 = boxes2.unsqueeze(-3)  # (..., 1, Q, 4)
+    inter_w = (torch.minimum(b1[..., 2], b2[..., 2]) - torch.maximum(b1[..., 0], b2[..., 0])).clamp_min(0)
+    inter_h = (torch.minimum(b1[..., 3], b2[..., 3]) - torch.maximum(b1[..., 1], b2[..., 1])).clamp_min(0)
+    inter = inter_w * inter_h
+    union = box_area(b1) + box_area(b2) - inter
+    return torch.where(union > 0, inter / torch.where(union > 0, union, torch.ones_like(union)), 0.0)
+
+
+def _variances(variances: Sequence[float]) -> tuple[float, float, float, float]:
+    if len(variances) != 4 or any(not float(v) > 0 for v in variances):
+        raise ValueError(f"variances must be 4 positive numbers, got {tuple(variances)}")
+    return tuple(float(v) for v in variances)  # type: ignore[return-value]
+
+
+def encode_boxes(
+    anchors: torch.Tensor,
+    boxes: torch.Tensor,
+    variances: Sequence[float] = (0.1, 0.1, 0.2, 0.2),
+    eps: float = 1e-12,
+) -> torch.Tensor:
+    """SSD regression targets of ``boxes`` relative to ``anchors`` (both ``(..., 4)`` corners).
+
+    ``t = ((gcx - acx) / aw / vx, (gcy - acy) / ah / vy, ln(gw / aw) / vw, ln(gh / ah) / vh)``.
+    Widths/heights are floored at ``eps`` inside the log so degenerate boxes give finite targets.
+
+    Returns:
+        ``(..., 4)`` offsets ``(dx, dy, dw, dh)``.
+    """
+    vx, vy, vw, vh = _variances(variances)
+    aw = anchors[..., 2] - anchors[..., 0]
+    ah = anchors[..., 3] - anchors[..., 1]
+    ax = (anchors[..., 0] + anchors[..., 2]) * 0.5
+    ay = (anchors[..., 1] + anchors[..., 3]) * 0.5
+    gw = boxes[..., 2] - boxes[..., 0]
+    gh = boxes[..., 3] - boxes[..., 1]
+    gx = (boxes[..., 0] + boxes[..., 2]) * 0.5
+    gy = (boxes[..., 1] + boxes[..., 3]) * 0.5
+    return torch.stack(
+        [
+            (gx - ax) / aw / vx,
+            (gy - ay) / ah / vy,
+            torch.log(gw.clamp_min(eps) / aw) / vw,
+            torch.log(gh.clamp_min(eps) / ah) / vh,
+        ],
+        dim=-1,
+    )
+
+
+def decode_boxes(
+    anchors: torch.Tensor, offsets: torch.Tensor, variances: Sequence[float] = (0.1, 0.1, 0.2, 0.2)
+) -> torch.Tensor:
+    """Inverse of :func:`encode_boxes`, with MXNet's ``MultiBoxDetection`` operation order.
+
+    Args:
+        anchors: ``(..., 4)`` corner anchors; offsets: ``(..., 4)`` ``(dx, dy, dw, dh)``; shapes broadcast.
+
+    Returns:
+        ``(..., 4)`` corner boxes.
+    """
+    vx, vy, vw, vh = _variances(variances)
+    aw = anchors[..., 2] - anchors[..., 0]
+    ah = anchors[..., 3] - anchors[..., 1]
+    ax = (anchors[..., 0] + anchors[..., 2]) / 2
+    ay = (anchors[..., 1] + anchors[..., 3]) / 2
+    cx = offsets[..., 0] * vx * aw + ax
+    cy = offsets[..., 1] * vy * ah + ay
+    half_w = torch.exp(offsets[..., 2] * vw) * aw / 2
+    half_h = torch.exp(offsets[..., 3] * vh) * ah / 2
+    return torch.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], dim=-1)

@@ -1,0 +1,86 @@
+import numpy as np
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from multibox.ops import box_iou, greedy_nms
+from tests.ops.reference import sequential_nms
+
+
+def _random_case(seed, n, k, num_groups, spread=0.3):
+    g = torch.Generator().manual_seed(seed)
+    xy = torch.rand(n, k, 2, generator=g)
+    boxes = torch.cat([xy, xy + torch.rand(n, k, 2, generator=g) * spread], dim=-1)
+    groups = torch.randint(0, num_groups, (n, k), generator=g)
+    active = torch.rand(n, k, generator=g) > 0.15
+    return boxes, groups, active
+
+
+def test_hand_computed_chain():
+    # 0 suppresses 1 (IoU .81), 1 would suppress 2 but is itself suppressed, so 2 survives; 3 is another class.
+    boxes = torch.tensor(
+        [[[0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 0.9, 0.9], [0.0, 0.0, 0.7, 0.7], [0.0, 0.0, 1.0, 1.0]]]
+    )
+    keep = greedy_nms(boxes, torch.tensor([[0, 0, 0, 1]]), torch.ones(1, 4, dtype=torch.bool), 0.6)
+    assert keep.tolist() == [[True, False, True, True]]
+    keep = greedy_nms(boxes, torch.zeros(1, 4, dtype=torch.long), torch.ones(1, 4, dtype=torch.bool), 0.6)
+    assert keep.tolist() == [[True, False, True, False]]
+
+
+def test_threshold_is_inclusive():
+    boxes = torch.tensor([[[0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 1.0, 0.5]]])  # IoU exactly .5
+    active = torch.ones(1, 2, dtype=torch.bool)
+    groups = torch.zeros(1, 2, dtype=torch.long)
+    assert greedy_nms(boxes, groups, active, 0.5).tolist() == [[True, False]]
+    assert greedy_nms(boxes, groups, active, 0.50001).tolist() == [[True, True]]
+
+
+def test_inactive_rows_neither_suppress_nor_survive():
+    boxes = torch.tensor([[[0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 1.0, 1.0]]])
+    keep = greedy_nms(boxes, torch.zeros(1, 2, dtype=torch.long), torch.tensor([[False, True]]), 0.5)
+    assert keep.tolist() == [[False, True]]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(0, 10_000),
+    st.integers(1, 3),
+    st.integers(1, 60),
+    st.integers(1, 6),
+    st.sampled_from([0.3, 0.45, 0.5, 0.7]),
+)
+def test_matches_the_sequential_loop(seed, n, k, num_groups, threshold):
+    boxes, groups, active = _random_case(seed, n, k, num_groups)
+    keep = greedy_nms(boxes, groups, active, threshold)
+    for i in range(n):
+        expected = sequential_nms(boxes[i].numpy(), groups[i].numpy(), active[i].numpy(), threshold)
+        assert keep[i].tolist() == expected.tolist()
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 10_000), st.integers(2, 200), st.integers(1, 25))
+def test_no_two_kept_rows_of_a_group_overlap(seed, k, num_groups):
+    boxes, groups, active = _random_case(seed, 2, k, num_groups, spread=0.6)
+    keep = greedy_nms(boxes, groups, active, 0.45)
+    assert not bool((keep & ~active).any())
+    for i in range(2):
+        idx = keep[i].nonzero()[:, 0]
+        iou = box_iou(boxes[i, idx], boxes[i, idx])
+        same = groups[i, idx].unsqueeze(0) == groups[i, idx].unsqueeze(1)
+        off_diagonal = ~torch.eye(len(idx), dtype=torch.bool)
+        assert not bool(((iou >= 0.45) & same & off_diagonal).any())
+        # Every suppressed active row overlaps an earlier kept row of its group.
+        for j in (active[i] & ~keep[i]).nonzero()[:, 0].tolist():
+            earlier = idx[idx < j]
+            earlier = earlier[groups[i, earlier] == groups[i, j]]
+            assert bool((box_iou(boxes[i, j : j + 1], boxes[i, earlier]) >= 0.45).any())
+
+
+def test_packed_and_dense_paths_agree():
+    # Many groups -> packed per-group matrices; one group -> the dense matrix. Same answer as the loop.
+    for num_groups in (1, 40):
+        boxes, groups, active = _random_case(7, 4, 300, num_groups, spread=0.5)
+        keep = greedy_nms(boxes, groups, active, 0.4)
+        for i in range(4):
+            expected = sequential_nms(boxes[i].numpy(), groups[i].numpy(), active[i].numpy(), 0.4)
+            assert np.array_equal(keep[i].numpy(), expected)
