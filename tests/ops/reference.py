@@ -28,7 +28,7 @@ def sequential_nms(boxes: np.ndarray, groups: np.ndarray, active: np.ndarray, th
 
 
 def per_class_detection(prob, boxes, threshold, nms_threshold, topk, max_detections, force_suppress=False):
-    """caffe-style detection for one image: prob (C+1, A), decoded boxes (A, 4) -> list of (id, score, box)."""
+    """caffe-style detection of one image: prob (C+1, A), boxes (A, 4) -> list of (id, score, anchor)."""
     candidates = []
     for c in range(1, prob.shape[0]):
         order = np.argsort(-prob[c], kind="stable")

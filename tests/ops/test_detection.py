@@ -53,7 +53,7 @@ def test_threshold_sort_and_suppression_hand_computed():
     )
     prob = torch.tensor([[[0.2, 0.1, 0.5, 0.995], [0.7, 0.8, 0.1, 0.004], [0.1, 0.1, 0.4, 0.001]]])
     out = multibox_detection(prob, torch.zeros(1, 16), anchors, nms_threshold=0.5)
-    # anchor 3 below threshold (best fg .004 < .01) -> not valid; rows sorted by score: a1 (.8), a0 (.7), a2 (.4)
+    # anchor 3 below threshold (best fg .004 < .01): not valid; sorted by score: a1 (.8), a0 (.7), a2 (.4)
     # a0 vs a1: IoU .9 -> a0 suppressed (same class 0), keeps score and box with id -1.
     expected = [
         [0, 0.8, 0, 0, 0.5, 0.45],

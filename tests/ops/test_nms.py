@@ -17,7 +17,7 @@ def _random_case(seed, n, k, num_groups, spread=0.3):
 
 
 def test_hand_computed_chain():
-    # 0 suppresses 1 (IoU .81), 1 would suppress 2 but is itself suppressed, so 2 survives; 3 is another class.
+    # 0 suppresses 1 (IoU .81); 1 would suppress 2 but is suppressed itself, so 2 survives; 3: other class.
     boxes = torch.tensor(
         [[[0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 0.9, 0.9], [0.0, 0.0, 0.7, 0.7], [0.0, 0.0, 1.0, 1.0]]]
     )

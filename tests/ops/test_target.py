@@ -60,7 +60,7 @@ def test_tie_goes_to_the_first_anchor():
 
 
 def test_bipartite_gives_each_ground_truth_its_own_anchor():
-    # Both boxes prefer anchor 0; the greedy match takes the higher IoU pair first, the other box gets anchor 1.
+    # Both boxes prefer anchor 0; the greedy match takes the best pair first, the other box gets anchor 1.
     anchors = torch.tensor([[0.0, 0.0, 0.5, 0.5], [0.0, 0.0, 0.6, 0.6]])
     labels = _labels([0, 0.0, 0.0, 0.5, 0.5], [1, 0.0, 0.0, 0.45, 0.45])
     _, _, cls_target = multibox_target(anchors, labels, torch.zeros(1, 3, 2), overlap_threshold=0.99)
