@@ -28,6 +28,19 @@ def _check_inputs(cls_prob: torch.Tensor, loc_pred: torch.Tensor, anchors: torch
     return anchors, loc_pred.reshape(n, num_anchors, 4)
 
 
+def _max_with_first_index(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Max over dim 1 of ``(N, C, A)`` and the index of its first occurrence, ``(N, A)`` each.
+
+    Same result as ``argmax``, several times faster on CPU than reducing the strided class axis with it.
+    """
+    num_classes = values.shape[1]
+    best = values.amax(dim=1)  # (N, A)
+    rank_dtype = torch.uint8 if num_classes < 256 else torch.int32
+    reversed_rank = torch.arange(num_classes, 0, -1, dtype=rank_dtype, device=values.device).view(1, -1, 1)
+    first = num_classes - ((values == best.unsqueeze(1)) * reversed_rank).amax(dim=1).long()
+    return best, first
+
+
 def _decode(anchors, offsets, variances, clip):
     boxes = decode_boxes(anchors.float(), offsets.float(), variances)  # (N, A, 4)
     return boxes.clamp(0.0, 1.0) if clip else boxes
@@ -90,50 +103,68 @@ def multibox_detection(
     )
 
 
+def _stable_top_order(key: torch.Tensor, k: int) -> torch.Tensor:
+    """Indices of the ``k`` largest entries of ``key (N, A)``, descending, ties in index order: ``(N, k)``.
+
+    Equals ``sort(key, descending=True, stable=True)[:, :k]``; a top-k plus a sort of ``k`` entries is much
+    cheaper than the full sort, which is only needed when ties straddle the k-th place.
+    """
+    if k >= key.shape[1]:
+        return torch.sort(key, dim=1, descending=True, stable=True).indices
+    top_values, top_index = torch.topk(key, k, dim=1)
+    if not bool(((key >= top_values[:, -1:]).sum(1) == k).all()):
+        return torch.sort(key, dim=1, descending=True, stable=True).indices[:, :k]
+    top_index = torch.sort(top_index, dim=1).values  # index order, then a stable sort by score
+    order = torch.sort(torch.gather(key, 1, top_index), dim=1, descending=True, stable=True).indices
+    return torch.gather(top_index, 1, order)
+
+
 def _detect_mxnet(
     cls_prob, offsets, anchors, clip, threshold, nms_threshold, force_suppress, variances, nms_topk
 ):
     n, _, num_anchors = cls_prob.shape
     device = cls_prob.device
     foreground = cls_prob[:, 1:, :].float()  # (N, C, A)
-    class_index = foreground.argmax(dim=1)  # first maximum wins, as the original
-    score = torch.gather(foreground, 1, class_index.unsqueeze(1)).squeeze(1)  # (N, A)
+    score, class_index = _max_with_first_index(foreground)  # (N, A) each; first maximum wins, as the original
     valid = score >= threshold
-    class_id = torch.where(valid, class_index.float(), -1.0)
-    boxes = _decode(anchors, offsets, variances, clip)
-    rows = torch.cat([class_id.unsqueeze(-1), score.unsqueeze(-1), boxes], dim=-1)  # (N, A, 6)
+    # Candidate rows, plus one all -1 row at index A that fills the positions past the valid ones.
+    rows = torch.full((n, num_anchors + 1, 6), -1.0, device=device)  # (N, A+1, 6)
+    rows[:, :num_anchors, 0] = torch.where(valid, class_index.float(), -1.0)
+    rows[:, :num_anchors, 1] = score
+    rows[:, :num_anchors, 2:] = _decode(anchors, offsets, variances, clip)
 
-    # Valid rows compacted to the top in anchor order; the rest all -1.
-    valid_count = valid.sum(1, keepdim=True)  # (N, 1)
+    # Valid rows compacted to the top in anchor order (a stable partition, via a running count).
     position = torch.arange(num_anchors, device=device).expand(n, -1)
-    compact_order = torch.sort((~valid).to(torch.uint8), dim=1, stable=True).indices
-    compacted = torch.gather(rows, 1, compact_order.unsqueeze(-1).expand(-1, -1, 6))
-    compacted = torch.where((position < valid_count).unsqueeze(-1), compacted, -1.0)
-    if not 0 < nms_threshold <= 1:
-        return compacted
+    running = valid.long().cumsum(1)  # (N, A)
+    valid_count = running[:, -1:]  # (N, 1)
+    compact_order = torch.full((n, num_anchors), num_anchors, dtype=torch.long, device=device)
+    compact_order.scatter_(
+        1, torch.where(valid, running - 1, num_anchors - 1), torch.where(valid, position, 0)
+    )
+    compact_order = torch.where(position < valid_count, compact_order, num_anchors)  # (N, A), A = padding
+
+    def take(index: torch.Tensor) -> torch.Tensor:
+        return torch.gather(rows, 1, index.unsqueeze(-1).expand(-1, -1, 6))
 
     keep_count = valid_count if nms_topk <= 0 else valid_count.clamp(max=int(nms_topk))  # (N, 1)
     k = int(keep_count.max()) if n else 0
-    if k == 0:
-        return compacted
-    # The top-k valid rows by score, ties in anchor order (a stable descending sort of the valid rows).
-    key = torch.where(valid, score, -torch.inf)
-    if k < num_anchors:
-        kth = torch.topk(key, k, dim=1).values[:, -1:]  # (N, 1) k-th largest score
-        key = torch.where(key >= kth, key, -torch.inf)  # ties at the k-th score all stay
-    order = torch.sort(key, dim=1, descending=True, stable=True).indices[:, :k]  # (N, K)
-    top = torch.gather(rows, 1, order.unsqueeze(-1).expand(-1, -1, 6))  # (N, K, 6)
-    active = position[:, :k] < keep_count
-    groups = torch.zeros_like(order) if force_suppress else top[..., 0].long().clamp_min(0)
-    keep = greedy_nms(top[..., 2:], groups, active, nms_threshold)
-    top[..., 0] = torch.where(keep | ~active, top[..., 0], -1.0)
+    if not 0 < nms_threshold <= 1 or k == 0:
+        return take(compact_order)
 
-    out = compacted.clone()
-    head = torch.where(active.unsqueeze(-1), top, compacted[:, :k])
-    out[:, :k] = head
+    # The first keep_count rows: valid rows stable-sorted by score; the rest keep their compacted contents.
+    top_order = _stable_top_order(torch.where(valid, score, -torch.inf), k)  # (N, K)
+    active = position[:, :k] < keep_count  # (N, K)
+    index = compact_order.clone()
+    index[:, :k] = torch.where(active, top_order, compact_order[:, :k])
+    out = take(index)  # (N, A, 6)
     # Rows past the top-k but still valid keep their pre-sort contents with id -1.
     leftover = (position >= keep_count) & (position < valid_count)
-    out[..., 0] = torch.where(leftover, -1.0, out[..., 0])
+    out[..., 0].masked_fill_(leftover, -1.0)
+
+    top = out[:, :k]
+    groups = torch.zeros_like(top_order) if force_suppress else top[..., 0].long().clamp_min(0)
+    keep = greedy_nms(top[..., 2:], groups, active, nms_threshold)
+    top[..., 0].masked_fill_(active & ~keep, -1.0)
     return out
 
 

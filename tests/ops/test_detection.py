@@ -200,3 +200,25 @@ def test_bad_shapes_raise():
         multibox_detection(prob[0], loc, anchors)
     with pytest.raises(ValueError, match="background"):
         multibox_detection(prob[:, :1], loc, anchors)
+
+
+@pytest.mark.parametrize(
+    "scores, topk, expected_order",
+    [
+        ([0.5, 0.9, 0.5, 0.2, 0.5], 4, [1, 0, 2, 4]),  # ties inside the top-k keep anchor order
+        ([0.5, 0.5, 0.5, 0.5, 0.5, 0.5], 3, [0, 1, 2]),  # ties straddling the k-th place
+        ([0.3, 0.5, 0.5, 0.9], -1, [3, 1, 2, 0]),
+    ],
+)
+def test_sort_is_stable_with_tied_scores(scores, topk, expected_order):
+    num_anchors = len(scores)
+    # anchors far apart: nothing is suppressed
+    anchors = torch.tensor([[0.15 * i, 0.0, 0.15 * i + 0.1, 0.1] for i in range(num_anchors)])
+    prob = torch.tensor([[[1 - s for s in scores], scores]])
+    out = multibox_detection(prob, torch.zeros(1, 4 * num_anchors), anchors, nms_topk=topk)
+    k = len(expected_order)
+    np.testing.assert_allclose(out[0, :k, 2].numpy(), anchors[expected_order, 0].numpy(), atol=1e-6)
+    assert bool((out[0, :k, 0] == 0).all())
+    # leftovers past the top-k: pre-sort (anchor-order) rows with id -1
+    np.testing.assert_allclose(out[0, k:, 2].numpy(), anchors[k:, 0].numpy(), atol=1e-6)
+    assert bool((out[0, k:, 0] == -1).all())
