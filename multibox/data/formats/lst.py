@@ -1,0 +1,90 @@
+"""The original's ``.lst`` image list: ``index \\t 2 \\t 6 \\t cls x1 y1 x2 y2 difficult ... \\t path``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from multibox.data.formats.classes import resolve_class_names
+from multibox.data.records import DetectionDataset, DetectionRecord, Problem
+
+
+def read_lst(
+    path: str | Path, root: str | Path | None = None, class_names: Sequence[str] | str | Path | None = None
+) -> DetectionDataset:
+    """Read an MXNet detection ``.lst`` (fields tab separated; coordinates normalised to [0, 1]).
+
+    Image paths are relative to ``root`` (default: the list's folder). Image sizes are read from the image
+    headers to convert coordinates to pixels. Object widths other than 6 are accepted (extra columns dropped;
+    a width of 5 means no difficult flag).
+    """
+    path = Path(path)
+    root = Path(root) if root is not None else path.parent
+    rows, problems, max_class = [], [], -1
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        fields = line.rstrip("\n").split("\t")
+        try:
+            values = [float(v) for v in " ".join(fields[1:-1]).split()]
+            header, width = int(values[0]), int(values[1])
+            objects = np.array(values[header:], np.float64).reshape(-1, width)
+        except (ValueError, IndexError) as error:
+            problems.append(Problem("bad list line", f"line {number}", f"{error}", fatal=True))
+            continue
+        if width < 5:
+            problems.append(
+                Problem("bad list line", f"line {number}", f"object width {width} < 5", fatal=True)
+            )
+            continue
+        rows.append((fields[0].strip(), fields[-1].strip(), objects))
+        if len(objects):
+            max_class = max(max_class, int(objects[:, 0].max()))
+    names = resolve_class_names(class_names, [], root / "labels.txt")
+    if not names:
+        names = [str(i) for i in range(max_class + 1)]
+
+    records = []
+    for _, relative, objects in rows:
+        image_path = root / relative
+        image_id = Path(relative).stem
+        try:
+            with Image.open(image_path) as image:
+                width, height = image.size
+        except OSError as error:
+            problems.append(Problem("unreadable image", image_id, str(error), fatal=True))
+            continue
+        scale = np.array([width, height, width, height], np.float64)
+        boxes = (objects[:, 1:5] * scale).astype(np.float32)
+        difficult = objects[:, 5] > 0 if objects.shape[1] > 5 else None
+        records.append(DetectionRecord(image_id, image_path, width, height, boxes, objects[:, 0], difficult))
+    return DetectionDataset(records, names, name=path.stem, problems=problems)
+
+
+def write_lst(dataset: DetectionDataset, path: str | Path, root: str | Path | None = None) -> Path:
+    """Write the list as ``prepare_dataset.py`` does (4 decimals; images without objects skipped)."""
+    path = Path(path)
+    root = Path(root) if root is not None else path.parent
+    lines = []
+    for index, record in enumerate(dataset.records):
+        if record.num_objects == 0 or callable(record.image):
+            continue
+        scale = np.array([record.width, record.height, record.width, record.height], np.float64)
+        objects = np.concatenate(
+            [
+                record.labels[:, None].astype(np.float64),
+                record.boxes.astype(np.float64) / scale,
+                record.difficult[:, None].astype(np.float64),
+            ],
+            axis=1,
+        )
+        numbers = "\t".join(f"{v:.4f}" for v in objects.ravel())
+        relative = os.path.relpath(Path(record.image).resolve(), root.resolve())
+        lines.append(f"{index}\t2\t6\t{numbers}\t{relative}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(line + "\n" for line in lines))
+    return path

@@ -1,0 +1,102 @@
+"""YOLO txt: ``images/<name>.jpg`` with ``labels/<name>.txt`` lines ``cls cx cy w h`` (normalised)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from multibox.data.formats.classes import resolve_class_names
+from multibox.data.formats.voc import IMAGE_SUFFIXES
+from multibox.data.records import DetectionDataset, DetectionRecord, Problem
+
+
+def _labels_dir_for(images_dir: Path) -> Path:
+    parts = list(images_dir.parts)
+    if "images" in parts:  # Ultralytics layout: .../images/train -> .../labels/train
+        parts[len(parts) - 1 - parts[::-1].index("images")] = "labels"
+        return Path(*parts)
+    return images_dir
+
+
+def read_yolo(
+    images_dir: str | Path,
+    class_names: Sequence[str] | str | Path | None = None,
+    labels_dir: str | Path | None = None,
+) -> DetectionDataset:
+    """Read YOLO annotations; image sizes come from the image headers (no decoding).
+
+    ``class_names`` defaults to ``classes.txt`` in the labels folder or its parent; without names, classes are
+    called by their numbers.
+    """
+    images_dir = Path(images_dir)
+    labels_dir = Path(labels_dir) if labels_dir is not None else _labels_dir_for(images_dir)
+    image_paths = sorted(p for p in images_dir.iterdir() if p.suffix in IMAGE_SUFFIXES)
+    default_names = next(
+        (f for f in (labels_dir / "classes.txt", labels_dir.parent / "classes.txt") if f.is_file()), None
+    )
+    problems, rows_by_image, seen = [], {}, set()
+    for path in image_paths:
+        label_file = labels_dir / f"{path.stem}.txt"
+        rows = []
+        if label_file.is_file():
+            for number, line in enumerate(label_file.read_text().splitlines(), start=1):
+                fields = line.split()
+                if not fields:
+                    continue
+                try:
+                    cls, cx, cy, w, h = int(fields[0]), *(float(v) for v in fields[1:5])
+                except (ValueError, TypeError):
+                    problems.append(
+                        Problem("bad label line", path.stem, f"{label_file.name}:{number}: {line!r}")
+                    )
+                    continue
+                rows.append((cls, cx, cy, w, h))
+                seen.add(cls)
+        rows_by_image[path] = rows
+
+    names = resolve_class_names(class_names, [], default_names)
+    if not names:
+        names = [str(i) for i in range(max(seen) + 1)] if seen else []
+    records = []
+    for path, rows in rows_by_image.items():
+        try:
+            with Image.open(path) as image:
+                width, height = image.size
+        except OSError as error:
+            problems.append(Problem("unreadable image", path.stem, str(error), fatal=True))
+            continue
+        kept = [r for r in rows if 0 <= r[0] < len(names)]
+        for r in rows:
+            if not 0 <= r[0] < len(names):
+                problems.append(Problem("unknown class", path.stem, f"class number {r[0]}"))
+        boxes = np.array(
+            [
+                [(cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height]
+                for _, cx, cy, w, h in kept
+            ],
+            np.float32,
+        ).reshape(-1, 4)
+        records.append(DetectionRecord(path.stem, path, width, height, boxes, [r[0] for r in kept]))
+    return DetectionDataset(records, names, name=images_dir.name, problems=problems)
+
+
+def write_yolo(dataset: DetectionDataset, root: str | Path, link_images: bool = True) -> Path:
+    """Write ``root/images``, ``root/labels`` and ``root/classes.txt``."""
+    from multibox.data.formats.export_images import place_image
+
+    root = Path(root)
+    (root / "labels").mkdir(parents=True, exist_ok=True)
+    for record in dataset.records:
+        place_image(record, root / "images", link=link_images)
+        lines = []
+        for box, label in zip(record.boxes, record.labels, strict=True):
+            x1, y1, x2, y2 = (float(v) for v in box)
+            cx, cy = (x1 + x2) / 2 / record.width, (y1 + y2) / 2 / record.height
+            w, h = (x2 - x1) / record.width, (y2 - y1) / record.height
+            lines.append(f"{int(label)} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}")
+        (root / "labels" / f"{record.image_id}.txt").write_text("".join(line + "\n" for line in lines))
+    (root / "classes.txt").write_text("\n".join(dataset.class_names) + "\n")
+    return root
