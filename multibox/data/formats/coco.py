@@ -36,7 +36,10 @@ def read_coco(
     image_dir = Path(image_dir)
 
     categories = sorted(data["categories"], key=lambda c: c["id"])
-    names = resolve_class_names(class_names, [c["name"] for c in categories])
+    if class_names is None:
+        names = [c["name"] for c in categories]
+    else:
+        names = resolve_class_names(class_names, [])
     index = {name: i for i, name in enumerate(names)}
     category_class = {c["id"]: index.get(c["name"]) for c in categories}
     category_name = {c["id"]: c["name"] for c in categories}

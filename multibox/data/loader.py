@@ -1,0 +1,165 @@
+"""Batches for training and evaluation: images ``(B, 3, H, W)`` and labels ``(B, M, 6)`` padded with -1."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from multibox.data.records import DetectionDataset
+
+MEAN_PIXELS = (123.0, 117.0, 104.0)  # RGB means the original subtracts
+Transform = Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
+
+
+class SeededSampler(Sampler):
+    """Yields ``(index, seed)`` pairs: the order and each sample's augmentation seed depend only on
+    ``(seed, epoch)``, never on the number of workers, so runs are reproducible.
+
+    With ``num_replicas > 1`` each rank takes every ``num_replicas``-th element of the shared order (the
+    order is padded by wrapping so every rank gets the same number of samples), as DistributedSampler.
+    """
+
+    def __init__(self, size: int, shuffle: bool = True, seed: int = 0, num_replicas: int = 1, rank: int = 0):
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank {rank} outside 0..{num_replicas - 1}")
+        self.size, self.shuffle, self.seed = size, shuffle, seed
+        self.num_replicas, self.rank, self.epoch = num_replicas, rank, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return -(-self.size // self.num_replicas)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        order = rng.permutation(self.size) if self.shuffle else np.arange(self.size)
+        seeds = rng.integers(0, 2**63 - 1, size=self.size)
+        total = len(self) * self.num_replicas
+        if total > self.size:
+            order = np.concatenate([order, order[: total - self.size]])
+        for position in range(self.rank, total, self.num_replicas):
+            index = int(order[position])
+            yield index, int(seeds[index])
+
+
+class DetectionDataSet(Dataset):
+    """Torch dataset over a :class:`DetectionDataset`: decodes, augments, and returns tensors.
+
+    Items: ``image`` uint8 ``(3, H, W)`` and ``label`` float32 ``(K, 6)`` rows
+    ``[cls, x1, y1, x2, y2, difficult]`` normalised to [0, 1]. Crowd boxes are left out unless
+    ``keep_crowd``. An image that fails to decode is replaced by the next one (with a warning), so an epoch
+    never dies on one bad file.
+    """
+
+    def __init__(self, dataset: DetectionDataset, transform: Transform, keep_crowd: bool = False):
+        self.dataset, self.transform, self.keep_crowd = dataset, transform, keep_crowd
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, item: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        index, seed = item if isinstance(item, tuple) else (item, item)
+        for attempt in range(len(self.dataset)):
+            record = self.dataset[(index + attempt) % len(self.dataset)]
+            try:
+                return self._load(record, np.random.default_rng(seed))
+            except (OSError, SyntaxError, ValueError) as error:
+                warnings.warn(f"skipping unreadable image {record.image_id}: {error}", stacklevel=2)
+        raise RuntimeError("no readable image in the dataset")
+
+    def _load(self, record, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        keep = np.ones(record.num_objects, bool) if self.keep_crowd else ~record.crowd
+        with record.open_image() as image:
+            pixels, boxes, labels, difficult = self.transform(
+                image, record.boxes[keep], record.labels[keep], record.difficult[keep], rng
+            )
+        label = np.concatenate(
+            [
+                labels[:, None].astype(np.float32),
+                boxes.astype(np.float32),
+                difficult[:, None].astype(np.float32),
+            ],
+            axis=1,
+        ).reshape(-1, 6)
+        image_tensor = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)  # (3, H, W) uint8
+        return image_tensor, torch.from_numpy(label)
+
+
+def pad_labels(labels: Sequence[torch.Tensor], max_objects: int | None = None) -> torch.Tensor:
+    """Stack ``(K_i, 6)`` labels into ``(B, M, 6)`` padded with -1 rows; ``M = max(1, max K_i)`` or given."""
+    size = max([1] + [len(label) for label in labels]) if max_objects is None else max_objects
+    out = torch.full((len(labels), size, 6), -1.0)
+    for i, label in enumerate(labels):
+        out[i, : min(len(label), size)] = label[:size]
+    return out
+
+
+class Collate:
+    """Batch ``(image, label)`` items: images float ``(B, 3, H, W)`` ``(pixel - mean) / std`` (or uint8 with
+    ``normalize=False``, to normalise on the device), labels ``(B, M, 6)`` padded with -1."""
+
+    def __init__(
+        self,
+        mean: Sequence[float] = MEAN_PIXELS,
+        std: Sequence[float] = (1.0, 1.0, 1.0),
+        normalize: bool = True,
+        max_objects: int | None = None,
+    ):
+        self.mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+        self.normalize, self.max_objects = normalize, max_objects
+
+    def __call__(self, batch: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+        images = torch.stack([image for image, _ in batch])  # (B, 3, H, W) uint8
+        if self.normalize:
+            images = (images.float() - self.mean) / self.std
+        return images, pad_labels([label for _, label in batch], self.max_objects)
+
+
+def make_loader(
+    dataset: DetectionDataset,
+    batch_size: int = 32,
+    train: bool = True,
+    data_shape: int | tuple[int, int] = 300,
+    transform: Transform | None = None,
+    num_workers: int | None = None,
+    seed: int = 0,
+    mean: Sequence[float] = MEAN_PIXELS,
+    std: Sequence[float] = (1.0, 1.0, 1.0),
+    normalize: bool = True,
+    drop_last: bool = False,
+    num_replicas: int = 1,
+    rank: int = 0,
+    pin_memory: bool | None = None,
+) -> DataLoader:
+    """A DataLoader with the SSD training augmentation (``train``) or a plain resize (evaluation).
+
+    Workers default to the number of CPU cores (at most 8), persistent between epochs; memory is pinned
+    when CUDA is available. Call ``loader.sampler.set_epoch(epoch)`` each epoch for a new, reproducible order.
+    """
+    from multibox.data.augment import TrainAugmentation, ValTransform
+
+    shape = (data_shape, data_shape) if isinstance(data_shape, int) else tuple(data_shape)
+    if transform is None:
+        transform = TrainAugmentation(data_shape=shape) if train else ValTransform(data_shape=shape)
+    if num_workers is None:
+        num_workers = min(8, os.cpu_count() or 1)
+    sampler = SeededSampler(len(dataset), shuffle=train, seed=seed, num_replicas=num_replicas, rank=rank)
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(
+        DetectionDataSet(dataset, transform),
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=num_workers,
+        collate_fn=Collate(mean, std, normalize),
+        pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory,
+        drop_last=drop_last,
+        persistent_workers=num_workers > 0,
+        generator=generator,
+    )
