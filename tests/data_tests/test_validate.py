@@ -26,7 +26,8 @@ def test_bccd_training_rule_drops_exactly_those_boxes(datasets_dir):
     cleaned, summary = clean_for_training(dataset, check_dataset(dataset, images=False))
     assert cleaned.num_objects == 4886 and len(cleaned) == 364
     assert summary == (
-        "bccd: 364 images, 4886 boxes; dropped 2 bad boxes, clipped 0 boxes to the image, skipped 0 unreadable images"
+        "bccd: 364 images, 4886 boxes; dropped 2 bad boxes, clipped 0 boxes to the image, "
+        "skipped 0 unreadable images"
     )
     assert dataset.num_objects == 4888  # the input is left untouched
 
