@@ -1,0 +1,1 @@
+"""Training, evaluation and metrics: wires model, data and ops together."""
