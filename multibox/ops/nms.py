@@ -75,7 +75,7 @@ def greedy_nms(
     n, k = active.shape
     if n == 0 or k == 0 or not bool(active.any()):
         return active.clone()
-    boxes = boxes.float()
+    boxes = boxes.detach().float()  # suppression is not differentiable
     groups = groups.long()
     num_groups = int(groups[active].max()) + 1
     groups = torch.where(active, groups, num_groups)  # inactive rows: one extra group, dropped below

@@ -84,3 +84,9 @@ def test_packed_and_dense_paths_agree():
         for i in range(4):
             expected = sequential_nms(boxes[i].numpy(), groups[i].numpy(), active[i].numpy(), 0.4)
             assert np.array_equal(keep[i].numpy(), expected)
+
+
+def test_inputs_that_require_grad_are_accepted():
+    boxes, groups, active = _random_case(3, 1, 20, 2)
+    keep = greedy_nms(boxes.requires_grad_(True), groups, active, 0.5)
+    assert keep.tolist() == greedy_nms(boxes.detach(), groups, active, 0.5).tolist()

@@ -1,0 +1,72 @@
+"""``vgg16_reduced``: VGG-16 with the atrous fc6/fc7 of SSD, layer names as MXNet's ``vgg16_reduced`` symbol.
+
+Layout (spec §2.4): conv1_1..conv5_3 (3x3, pad 1, ReLU), max-pools 2x2/2 with **ceil mode at pool3**,
+pool5 = max 3x3/1 pad 1, fc6 = 3x3 conv with 1024 filters, pad 6, dilation 6, fc7 = 1x1 conv with 1024.
+At 300 the maps are 300 -> 150 -> 75 -> 38 (relu4_3) -> 19 (relu7).
+
+The conv layers are those of torchvision's ``vgg16().features`` (same shapes, same order), so its weights
+load with a key rename (:data:`TORCHVISION_FEATURE_KEYS`); fc6/fc7 come from the classifier by the
+decimation of the SSD paper (see :func:`multibox.model.weights.reduce_vgg16_fc`).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from torch import nn
+
+from multibox.model.backbones.base import SequentialBackbone
+
+# (block, number of convs, channels)
+_VGG16_BLOCKS = ((1, 2, 64), (2, 2, 128), (3, 3, 256), (4, 3, 512), (5, 3, 512))
+
+# Our conv name -> index of the same conv in torchvision's ``vgg16().features``.
+TORCHVISION_FEATURE_KEYS: dict[str, int] = {}
+
+
+def _feature_indices() -> None:
+    index = 0
+    for block, convs, _ in _VGG16_BLOCKS:
+        for i in range(1, convs + 1):
+            TORCHVISION_FEATURE_KEYS[f"conv{block}_{i}"] = index
+            index += 2  # conv, relu
+        index += 1  # max-pool
+
+
+_feature_indices()
+
+
+class VGG16Reduced(SequentialBackbone):
+    """VGG-16 reduced (atrous fc6/fc7). Taps: every ``reluX_Y``, ``poolN``, ``relu6``, ``relu7``.
+
+    Expects caffe-style input: RGB pixels in 0..255 minus the means (123, 117, 104), no scaling
+    (``input_mean`` / ``input_std`` express that in 0..1 units).
+    """
+
+    input_mean = (123.0 / 255, 117.0 / 255, 104.0 / 255)
+    input_std = (1.0 / 255, 1.0 / 255, 1.0 / 255)
+
+    def __init__(self) -> None:
+        layers: OrderedDict[str, nn.Module] = OrderedDict()
+        channels: dict[str, int] = {}
+        in_ch = 3
+        for block, convs, out_ch in _VGG16_BLOCKS:
+            for i in range(1, convs + 1):
+                layers[f"conv{block}_{i}"] = nn.Conv2d(in_ch, out_ch, 3, padding=1)
+                layers[f"relu{block}_{i}"] = nn.ReLU(inplace=True)
+                channels[f"relu{block}_{i}"] = out_ch
+                in_ch = out_ch
+            if block == 5:
+                layers["pool5"] = nn.MaxPool2d(3, stride=1, padding=1)
+            else:  # MXNet pooling_convention='full' (ceil) only at pool3
+                layers[f"pool{block}"] = nn.MaxPool2d(2, stride=2, ceil_mode=block == 3)
+            channels[f"pool{block}"] = out_ch
+        layers["fc6"] = nn.Conv2d(512, 1024, 3, padding=6, dilation=6)
+        layers["relu6"] = nn.ReLU(inplace=True)
+        layers["fc7"] = nn.Conv2d(1024, 1024, 1)
+        layers["relu7"] = nn.ReLU(inplace=True)
+        channels.update(relu6=1024, relu7=1024)
+        super().__init__(layers)
+        # Pre-ReLU conv outputs are not tappable: the in-place ReLU overwrites them.
+        self.out_channels = channels
+        self.aliases = {f"{n}_output": n for n in channels}

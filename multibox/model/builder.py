@@ -1,0 +1,56 @@
+"""``build_ssd``: an SSD from the network table by name (``symbol_factory.get_symbol_train``)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import torch
+
+from multibox.model.backbones import build_backbone
+from multibox.model.presets import preset
+from multibox.model.ssd import SSD
+from multibox.model.weights import load_backbone_weights
+
+_IMAGENET = {"image_mean": (0.485, 0.456, 0.406), "image_std": (0.229, 0.224, 0.225)}
+
+
+def build_ssd(
+    network: str,
+    num_classes: int,
+    data_shape: int = 300,
+    *,
+    weights_backbone: str | os.PathLike | Mapping[str, torch.Tensor] | None = None,
+    **overrides,
+) -> SSD:
+    """An SSD with the preset of ``network`` (see :data:`multibox.model.presets.NETWORKS`) for ``data_shape``.
+
+    Args:
+        network: ``vgg16_reduced``, ``vgg16_reduced_paper``, ``resnet50``, ``resnet101``, ``inceptionv3``,
+            ``mobilenet``, ``mobilenet_v2``, ``mobilenet_v3_large``, ``efficientnet_lite0``.
+        num_classes: object classes without background (VOC: 20), as the original's ``--num-class``.
+        data_shape: square input size; selects the vgg table (< 448: SSD300, else SSD512) and explicit steps.
+        weights_backbone: ``None`` (random init), a torchvision weights name (``"IMAGENET1K_V1"``,
+            ``"VGG16_Weights.IMAGENET1K_FEATURES"``; downloaded), a local state-dict file, a state dict, or
+            ``"imagenet"`` for efficientnet_lite0 (offline, from the ``lite0`` extra).
+        overrides: any preset field (``from_layers``, ``sizes``, ``ratios``, ``steps``, ``normalizations``,
+            ...) or :class:`SSD` keyword (``depthwise``, ``image_mean``, ``image_std``, ``min_filter``,
+            ``backbone``: a name or a :class:`Backbone` instance).
+    """
+    config = preset(network, data_shape)
+    config.update(overrides)
+    backbone_name = config.pop("backbone")
+    backbone = build_backbone(backbone_name) if isinstance(backbone_name, str) else backbone_name
+    if (
+        isinstance(weights_backbone, str)
+        and backbone_name == "vgg16_reduced"
+        and weights_backbone.endswith("IMAGENET1K_V1")
+    ):
+        for key, value in _IMAGENET.items():  # torchvision's V1 VGG expects ImageNet mean/std, not caffe's
+            config.setdefault(key, value)
+    model = SSD(backbone, num_classes=num_classes, data_shape=data_shape, **config)
+    if weights_backbone is not None:
+        load_backbone_weights(
+            model.backbone, backbone_name if isinstance(backbone_name, str) else network, weights_backbone
+        )
+    return model

@@ -1,0 +1,80 @@
+"""The network table against spec §2: feature-map sizes, anchor counts, parameter count."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from multibox.model import NETWORKS, build_ssd, get_scales, preset
+
+# (network, data_shape, map sizes, total anchors) from spec §2.1-2.3 (MXNet shape inference)
+SPEC_TABLE = [
+    ("vgg16_reduced", 300, [38, 19, 10, 5, 3, 1], 8732),
+    ("vgg16_reduced", 512, [64, 32, 16, 8, 4, 2, 2], 24576),
+    ("vgg16_reduced", 448, [56, 28, 14, 7, 4, 2, 2], 18846),
+    ("vgg16_reduced_paper", 512, [64, 32, 16, 8, 4, 2, 1], 24564),
+    ("resnet50", 512, [32, 16, 8, 4, 2, 1], 6132),
+    ("resnet50", 300, [19, 10, 5, 3, 2, 1], 2268),
+    ("resnet101", 512, [32, 16, 8, 4, 2, 1], 6132),
+    ("inceptionv3", 512, [30, 14, 7, 4, 2, 1], 5186),
+    ("inceptionv3", 300, [17, 8, 4, 2, 1, 1], 1668),
+    ("mobilenet", 512, [32, 16, 8, 4, 2, 1, 1], 6144),
+    ("mobilenet_v2", 320, [20, 10, 5, 3, 2, 1], 2424),
+    ("mobilenet_v3_large", 320, [20, 10, 5, 3, 2, 1], 2424),
+    ("efficientnet_lite0", 320, [20, 10, 5, 3, 2, 1], 2424),
+]
+
+
+@pytest.mark.parametrize(("network", "data_shape", "maps", "total"), SPEC_TABLE)
+def test_feature_maps_and_anchor_counts_match_spec(network, data_shape, maps, total):
+    model = build_ssd(network, num_classes=20, data_shape=data_shape)
+    assert [h for h, _ in model.feature_shapes(data_shape, data_shape)] == maps
+    assert [w for _, w in model.feature_shapes(data_shape, data_shape)] == maps
+    assert model.anchors.shape == (total, 4)
+
+
+def test_ssd300_voc_parameter_count_equals_caffe():
+    model = build_ssd("vgg16_reduced", num_classes=20, data_shape=300)
+    # caffe SSD300 VOC0712 (and OpenVINO's card): 26,285,486 parameters, L2-norm scale included
+    assert sum(p.numel() for p in model.parameters()) == 26_285_486
+
+
+def test_vgg_steps_explicit_only_at_300_and_512():
+    assert preset("vgg16_reduced", 300)["steps"] == [s / 300 for s in (8, 16, 32, 64, 100, 300)]
+    assert preset("vgg16_reduced", 512)["steps"] == [s / 512 for s in (8, 16, 32, 64, 128, 256, 512)]
+    assert preset("vgg16_reduced", 320)["steps"] == []
+    assert preset("resnet50", 512)["steps"] == []
+
+
+def test_extra_layer_filters_follow_max_min_filter_half():
+    model = build_ssd("resnet50", num_classes=20, data_shape=300)
+    # num_filters 512, 256, 256, 128 -> 1x1 filters 256, 128, 128, 128 (spec §2.3)
+    widths = [getattr(model, f"multi_feat_{k}_conv_1x1").out_channels for k in (2, 3, 4, 5)]
+    assert widths == [256, 128, 128, 128]
+    assert [getattr(model, f"multi_feat_{k}_conv_3x3").stride for k in (2, 3, 4, 5)] == [(2, 2)] * 4
+
+
+def test_get_scales_matches_zhreshold():
+    scales = get_scales(0.15, 0.9, 7)
+    assert [s[0] for s in scales] == [0.07, 0.15, 0.3, 0.45, 0.6, 0.75, 0.9]
+    assert scales[0][1] == pytest.approx(math.sqrt(0.07 * 0.15), rel=1e-6)
+    assert scales[-1][1] == pytest.approx(math.sqrt(0.9 * 1.05), rel=1e-6)
+    # the apache vgg512 table is these values rounded to 4 digits
+    assert [round(s[1], 4) for s in scales] == pytest.approx(
+        [0.1025, 0.2121, 0.3674, 0.5196, 0.6708, 0.8216, 0.9721], abs=1e-4
+    )
+
+
+def test_overrides_replace_preset_fields():
+    model = build_ssd("vgg16_reduced", num_classes=3, data_shape=300, ratios=[1, 2, 0.5], normalizations=-1)
+    assert model.num_anchors == [4] * 6
+    assert not any(name.endswith("_scale") for name, _ in model.named_parameters())
+    assert model.relu7_cls_pred_conv.out_channels == 4 * (3 + 1)
+    assert model.anchors.shape == ((38 * 38 + 19 * 19 + 10 * 10 + 5 * 5 + 3 * 3 + 1) * 4, 4)
+
+
+def test_unknown_network_lists_choices():
+    with pytest.raises(KeyError, match="vgg16_reduced"):
+        build_ssd("vgg19", num_classes=20)
+    assert "efficientnet_lite0" in NETWORKS
