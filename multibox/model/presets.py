@@ -118,6 +118,15 @@ PRESETS: dict[str, dict] = {
         **_SIX,
         "depthwise": True,
     },
+    # small and fast on a CPU: the quick start's network (maps 16, 8, 4, 2, 1 at 128x128)
+    "tiny": {
+        "backbone": "tiny",
+        **_extras(["stage3", "stage4"], [128, 128, 128], [2, 2, 2], [1, 1, 1]),
+        "sizes": [[0.1, 0.16], [0.25, 0.33], [0.45, 0.55], [0.65, 0.75], [0.85, 0.95]],
+        "ratios": [[1, 2, 0.5]] * 5,
+        "normalizations": -1,
+        "min_filter": 64,
+    },
 }
 NETWORKS = ("vgg16_reduced", "vgg16_reduced_paper", *PRESETS)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import partial
+from functools import lru_cache, partial
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -51,7 +51,12 @@ def _background(rng: np.random.Generator, height: int, width: int) -> np.ndarray
 
 
 def render_shapes(seed: int, index: int, height: int, width: int, shapes: tuple[_Shape, ...]) -> Image.Image:
-    """Draw one image of the dataset (called lazily by the records)."""
+    """Draw one image of the dataset (called lazily by the records; pixels cached per process)."""
+    return Image.fromarray(_render_pixels(seed, index, height, width, shapes))
+
+
+@lru_cache(maxsize=2048)
+def _render_pixels(seed: int, index: int, height: int, width: int, shapes: tuple[_Shape, ...]) -> np.ndarray:
     rng = np.random.default_rng([seed, index, 1])
     image = Image.fromarray(_background(rng, height, width))
     draw = ImageDraw.Draw(image)
@@ -60,7 +65,9 @@ def render_shapes(seed: int, index: int, height: int, width: int, shapes: tuple[
             draw.ellipse(shape.box, fill=shape.colour)
         else:
             draw.polygon(_outline(shape), fill=shape.colour)
-    return image
+    pixels = np.asarray(image)
+    pixels.flags.writeable = False
+    return pixels
 
 
 def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:

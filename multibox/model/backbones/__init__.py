@@ -10,6 +10,7 @@ from multibox.model.backbones.efficientnet_lite import EfficientNetLite0
 from multibox.model.backbones.inception import InceptionV3
 from multibox.model.backbones.mobilenet import MobileNetV1, MobileNetV2, MobileNetV3Large
 from multibox.model.backbones.resnet import ResNet
+from multibox.model.backbones.tiny import TinyNet
 from multibox.model.backbones.vgg import VGG16Reduced
 
 BACKBONES: dict[str, Callable[[], Backbone]] = {
@@ -21,6 +22,7 @@ BACKBONES: dict[str, Callable[[], Backbone]] = {
     "mobilenet_v2": MobileNetV2,
     "mobilenet_v3_large": MobileNetV3Large,
     "efficientnet_lite0": EfficientNetLite0,
+    "tiny": TinyNet,
 }
 
 
@@ -42,5 +44,6 @@ __all__ = [
     "MobileNetV2",
     "MobileNetV3Large",
     "ResNet",
+    "TinyNet",
     "VGG16Reduced",
 ]
