@@ -8,9 +8,6 @@ import sys
 from multibox import __version__
 
 PLANNED_COMMANDS = {
-    "train": "train an SSD on a VOC / COCO / YOLO dataset",
-    "evaluate": "VOC07 / VOC area / COCO mAP of a checkpoint",
-    "detect": "draw detections on images",
     "export": "ONNX / TorchScript with detection inside",
 }
 
@@ -41,11 +38,55 @@ def _add_data_commands(sub: argparse._SubParsersAction) -> None:
     convert.add_argument("--classes", help="class-name file (one per line)")
 
 
+def _add_run_commands(sub: argparse._SubParsersAction) -> None:
+    quick = sub.add_parser(
+        "quickstart",
+        help="generate the synthetic shapes dataset, train a small SSD on it (a few minutes on a CPU), "
+        "evaluate and draw the detections",
+    )
+    quick.add_argument("--out", default="runs/quickstart", help="output folder (default: runs/quickstart)")
+    quick.add_argument("--time-limit", type=float, default=270.0, help="training time budget in seconds")
+
+    train = sub.add_parser(
+        "train",
+        help="train an SSD (settings from a YAML file and/or key=value overrides)",
+        description="Train an SSD. Every setting of multibox.engine.config.TrainConfig can be given in a YAML "
+        "file (--config) and overridden as key=value, e.g. "
+        "`multibox train train_data=../data/VOC2007 network=vgg16_reduced batch_size=16 out_dir=runs/voc`.",
+    )
+    train.add_argument("--config", help="YAML file of settings")
+    train.add_argument("overrides", nargs="*", metavar="key=value", help="settings overriding the file")
+
+    evaluate = sub.add_parser("evaluate", help="VOC07 / VOC area (and COCO) mAP of a checkpoint on a dataset")
+    evaluate.add_argument("--checkpoint", required=True, help="a .pt file written by multibox train")
+    evaluate.add_argument(
+        "--data", required=True, help="VOC folder, COCO JSON, YOLO folder, .lst or shapes[:N]"
+    )
+    evaluate.add_argument("--split", help="image set (VOC) or sub-set")
+    evaluate.add_argument("--batch-size", type=int, default=16)
+    evaluate.add_argument("--nms", type=float, default=0.45, help="NMS IoU threshold")
+    evaluate.add_argument("--overlap", type=float, default=0.5, help="IoU of a true positive")
+    evaluate.add_argument(
+        "--mxnet-detection", action="store_true", help="one class per anchor, as the original"
+    )
+    evaluate.add_argument("--force-suppress", action="store_true", help="NMS across classes")
+    evaluate.add_argument("--coco", action="store_true", help="also COCO AP (needs pycocotools)")
+    evaluate.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+
+    detect = sub.add_parser("detect", help="draw detections on images and write them as JSON")
+    detect.add_argument("images", nargs="+", help="image files")
+    detect.add_argument("--checkpoint", required=True)
+    detect.add_argument("--thresh", type=float, default=0.5, help="minimum score")
+    detect.add_argument("--out", default="detections", help="output folder")
+    detect.add_argument("--device")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="multibox", description="Single Shot MultiBox Detector (SSD).")
     parser.add_argument("--version", action="version", version=f"multibox {__version__}")
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("demo", help="run the MultiBox operators on a small built-in example and print the result")
+    _add_run_commands(sub)
     _add_data_commands(sub)
     inspect = sub.add_parser("inspect", help="inspect networks").add_subparsers(dest="inspect_command")
     inspect.required = True
@@ -82,7 +123,123 @@ def _inspect_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def _quickstart(args: argparse.Namespace) -> int:
+    from multibox.engine.quickstart import run_quickstart
+
+    summary = run_quickstart(args.out, time_limit=args.time_limit)
+    print(
+        f"quickstart: VOC07 mAP {summary['mAP_voc07']:.4f} (area {summary['mAP_area']:.4f}) on held-out "
+        f"synthetic images after {summary['epochs']} epochs, {summary['train_seconds']:.0f} s"
+    )
+    out = summary["out_dir"]
+    print(f"  checkpoint      {summary['checkpoint']}")
+    print(f"  detections      {out}/val_detections.jpg (and {out}/val_detections/)")
+    print(f"  curves          {out}/loss.png, {out}/map.png")
+    print(f"  log             {out}/log.csv, {out}/summary.json")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from multibox.engine.config import load_config
+    from multibox.engine.train import train
+
+    result = train(load_config(args.config, args.overrides))
+    final = result.final_metrics
+    line = (
+        f"trained {final.get('epoch', 0)} epochs into {result.out_dir}; last checkpoint {result.checkpoint}"
+    )
+    if final.get("mAP_voc07") is not None:
+        line += f"; VOC07 mAP {final['mAP_voc07']:.4f}"
+    print(line)
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from multibox.data import check_dataset, clean_for_training, load_dataset, make_loader
+    from multibox.engine.distributed import pick_device
+    from multibox.engine.evaluate import evaluate
+    from multibox.engine.inference import load_detector
+
+    device = pick_device(args.device)
+    model, class_names = load_detector(args.checkpoint, device)
+    dataset = load_dataset(args.data, args.split, class_names=class_names)
+    dataset, summary = clean_for_training(dataset, check_dataset(dataset, decode=False))
+    print(summary)
+    loader = make_loader(dataset, args.batch_size, train=False, data_shape=model.data_shape, normalize=False)
+    result = evaluate(
+        model,
+        loader,
+        class_names,
+        device,
+        iou_threshold=args.overlap,
+        nms_threshold=args.nms,
+        per_class=not args.mxnet_detection,
+        force_suppress=args.force_suppress,
+        image_sizes=[(r.width, r.height) for r in dataset.records],
+        coco=args.coco,
+        progress=True,
+    )
+    print(result["table"])
+    print(
+        f"mAP VOC07 {result['mAP_voc07']:.4f}  VOC area {result['mAP_area']:.4f}  "
+        f"({result['images']} images, {result['images_per_second']:.1f} img/s)"
+    )
+    if args.coco:
+        print("COCO " + "  ".join(f"{k[5:]} {v:.4f}" for k, v in result.items() if k.startswith("coco_")))
+    return 0
+
+
+def _detect(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from multibox.engine.distributed import pick_device
+    from multibox.engine.inference import detect_images, load_detector, read_image
+    from multibox.viz import draw_detections
+
+    device = pick_device(args.device)
+    model, class_names = load_detector(args.checkpoint, device)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [Path(p) for p in args.images]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"no such image: {', '.join(missing)}")
+    images = [read_image(p) for p in paths]
+    found = detect_images(model, images, threshold=args.thresh, device=device)
+    report = []
+    for path, image, det in zip(paths, images, found, strict=True):
+        draw_detections(image, det["boxes"], det["labels"], det["scores"], class_names).save(out / path.name)
+        report.append(
+            {
+                "image": str(path),
+                "width": image.width,
+                "height": image.height,
+                "detections": [
+                    {
+                        "class": class_names[int(c)],
+                        "score": round(float(s), 4),
+                        "box": [round(float(v), 1) for v in b],
+                    }
+                    for b, s, c in zip(det["boxes"], det["scores"], det["labels"], strict=True)
+                ],
+            }
+        )
+        print(f"{path}: {len(det['labels'])} objects")
+    (out / "detections.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(f"annotated images and detections.json in {out}")
+    return 0
+
+
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    if args.command == "quickstart":
+        return _quickstart(args)
+    if args.command == "train":
+        return _train(args)
+    if args.command == "evaluate":
+        return _evaluate(args)
+    if args.command == "detect":
+        return _detect(args)
     if args.command == "demo":
         from multibox.demo_ops import run_demo
 

@@ -76,8 +76,9 @@ class DetectionDataSet(Dataset):
     def _load(self, record, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         keep = np.ones(record.num_objects, bool) if self.keep_crowd else ~record.crowd
         with record.open_image() as image:
+            size = (record.width, record.height) if record.width > 0 and record.height > 0 else None
             pixels, boxes, labels, difficult = self.transform(
-                image, record.boxes[keep], record.labels[keep], record.difficult[keep], rng
+                image, record.boxes[keep], record.labels[keep], record.difficult[keep], rng, size=size
             )
         label = np.concatenate(
             [

@@ -45,9 +45,11 @@ def evaluate(
         coco_metric = COCOMetric(class_names)
     batches = loader
     if progress:
+        import sys
+
         from tqdm import tqdm
 
-        batches = tqdm(loader, desc="evaluating", unit="batch", leave=False)
+        batches = tqdm(loader, desc="evaluating", unit="batch", leave=False, disable=not sys.stderr.isatty())
     seen, start = 0, time.perf_counter()
     for images, labels in batches:
         images = images.to(device, non_blocking=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from multibox.data import check_dataset, clean_for_training, load_dataset, make_loader
+from multibox.data import TrainAugmentation, check_dataset, clean_for_training, load_dataset, make_loader
 from multibox.engine.checkpoint import Checkpointer, rng_state, set_rng_state
 from multibox.engine.config import TrainConfig
 from multibox.engine.distributed import DistributedContext
@@ -155,6 +155,7 @@ def train(config: TrainConfig) -> TrainResult:
         per_rank_batch,
         train=True,
         data_shape=config.data_shape,
+        transform=TrainAugmentation(data_shape=(config.data_shape, config.data_shape), **config.augmentation),
         num_workers=config.num_workers,
         seed=config.seed,
         normalize=False,

@@ -1,0 +1,70 @@
+"""Loading a trained detector from a checkpoint and running it on image files."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+from multibox.model import build_ssd
+
+
+def load_detector(
+    checkpoint: str | Path, device: str | torch.device = "cpu"
+) -> tuple[torch.nn.Module, list[str]]:
+    """The SSD saved by ``multibox train`` (any epoch or best checkpoint), in eval mode, and its class names."""
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(state, dict) or "model" not in state or "network" not in state:
+        raise ValueError(f"{path} is not a multibox training checkpoint")
+    network = state["network"]
+    model = build_ssd(
+        network["name"], network["num_classes"], network["data_shape"], **network.get("options", {})
+    )
+    model.load_state_dict(state["model"])
+    return model.to(device).eval(), list(state["class_names"])
+
+
+def read_image(path: str | Path) -> Image.Image:
+    """An RGB image as displayed (EXIF orientation applied)."""
+    with Image.open(path) as image:
+        return ImageOps.exif_transpose(image).convert("RGB")
+
+
+@torch.no_grad()
+def detect_images(
+    model: torch.nn.Module,
+    images: Sequence[Image.Image],
+    threshold: float = 0.5,
+    batch_size: int = 8,
+    device: str | torch.device = "cpu",
+    **detect_options,
+) -> list[dict[str, np.ndarray]]:
+    """Detections per image in its own pixel coordinates: ``{"boxes" (K, 4), "scores" (K,), "labels" (K,)}``.
+
+    Images are force-resized to the network input (as in training); ``threshold`` is the minimum score.
+    """
+    height, width = model.data_shape
+    results = []
+    for start in range(0, len(images), batch_size):
+        chunk = images[start : start + batch_size]
+        batch = torch.stack(
+            [
+                torch.from_numpy(np.array(im.resize((width, height), Image.BILINEAR))).permute(2, 0, 1)
+                for im in chunk
+            ]
+        ).to(device)
+        options = {"per_class": True, "threshold": threshold} | detect_options
+        detections = model.detect(batch, **options).cpu().numpy()  # (B, K, 6)
+        for im, det in zip(chunk, detections, strict=True):
+            det = det[(det[:, 0] >= 0) & (det[:, 1] >= threshold)]
+            scale = np.array([im.width, im.height, im.width, im.height], np.float32)
+            results.append(
+                {"boxes": det[:, 2:6] * scale, "scores": det[:, 1], "labels": det[:, 0].astype(np.int64)}
+            )
+    return results
