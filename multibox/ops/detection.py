@@ -124,47 +124,57 @@ def _detect_mxnet(
 ):
     n, _, num_anchors = cls_prob.shape
     device = cls_prob.device
-    foreground = cls_prob[:, 1:, :].float()  # (N, C, A)
-    score, class_index = _max_with_first_index(foreground)  # (N, A) each; first maximum wins, as the original
+    foreground = cls_prob[:, 1:, :]  # (N, C, A)
+    score = foreground.amax(dim=1).float()  # (N, A) best foreground score; its class is found when needed
     valid = score >= threshold
-    # Candidate rows, plus one all -1 row at index A that fills the positions past the valid ones.
-    rows = torch.full((n, num_anchors + 1, 6), -1.0, device=device)  # (N, A+1, 6)
-    rows[:, :num_anchors, 0] = torch.where(valid, class_index.float(), -1.0)
-    rows[:, :num_anchors, 1] = score
-    rows[:, :num_anchors, 2:] = _decode(anchors, offsets, variances, clip)
 
-    # Valid rows compacted to the top in anchor order (a stable partition, via a running count).
-    position = torch.arange(num_anchors, device=device).expand(n, -1)
-    running = valid.long().cumsum(1)  # (N, A)
-    valid_count = running[:, -1:]  # (N, 1)
-    compact_order = torch.full((n, num_anchors), num_anchors, dtype=torch.long, device=device)
-    compact_order.scatter_(
-        1, torch.where(valid, running - 1, num_anchors - 1), torch.where(valid, position, 0)
-    )
-    compact_order = torch.where(position < valid_count, compact_order, num_anchors)  # (N, A), A = padding
+    # Valid anchors compacted to the front in anchor order (only they are decoded, as the original).
+    slot = valid.long().cumsum(1) - 1  # (N, A)
+    valid_count = slot[:, -1:] + 1  # (N, 1)
+    width = int(valid_count.max()) if n else 0
+    out = torch.full((n, num_anchors, 6), -1.0, device=device)
+    if width == 0:
+        return out
+    compact_anchor = torch.full((n, width), num_anchors, dtype=torch.long, device=device)  # A = padding
+    image_index, anchor_index = valid.nonzero(as_tuple=True)
+    compact_anchor[image_index, slot[image_index, anchor_index]] = anchor_index
+    filled = compact_anchor < num_anchors  # (N, V)
+    safe_anchor = compact_anchor.clamp(max=num_anchors - 1)
+    if width == num_anchors and bool(filled.all()):  # every anchor valid: the compaction is the identity
+        compact_score, compact_anchors, compact_offsets = score, anchors.float().unsqueeze(0), offsets
+    else:
+        compact_score = torch.gather(score, 1, safe_anchor)
+        compact_anchors = torch.index_select(anchors.float(), 0, safe_anchor.reshape(-1)).view(n, width, 4)
+        compact_offsets = torch.gather(offsets, 1, safe_anchor.unsqueeze(-1).expand(-1, -1, 4))
+    compact_boxes = _decode(compact_anchors, compact_offsets, variances, clip)  # (N, V, 4)
+    out[:, :width, 1] = torch.where(filled, compact_score, -1.0)
+    out[:, :width, 2:] = torch.where(filled.unsqueeze(-1), compact_boxes, -1.0)
+    rows = torch.arange(n, device=device).unsqueeze(1)
 
-    def take(index: torch.Tensor) -> torch.Tensor:
-        return torch.gather(rows, 1, index.unsqueeze(-1).expand(-1, -1, 6))
+    def class_of(positions: torch.Tensor) -> torch.Tensor:
+        """Foreground class (first maximum) of the compacted rows at ``positions (N, K)``."""
+        picked = foreground[rows, :, torch.gather(safe_anchor, 1, positions)]  # (N, K, C)
+        return _max_with_first_index(picked.transpose(1, 2).float())[1].float()
+
+    if not 0 < nms_threshold <= 1:  # no sorting, no suppression: valid rows in anchor order
+        everything = torch.arange(width, device=device).expand(n, -1)
+        out[:, :width, 0] = torch.where(filled, class_of(everything), -1.0)
+        return out
 
     keep_count = valid_count if nms_topk <= 0 else valid_count.clamp(max=int(nms_topk))  # (N, 1)
-    k = int(keep_count.max()) if n else 0
-    if not 0 < nms_threshold <= 1 or k == 0:
-        return take(compact_order)
-
-    # The first keep_count rows: valid rows stable-sorted by score; the rest keep their compacted contents.
-    top_order = _stable_top_order(torch.where(valid, score, -torch.inf), k)  # (N, K)
-    active = position[:, :k] < keep_count  # (N, K)
-    index = compact_order.clone()
-    index[:, :k] = torch.where(active, top_order, compact_order[:, :k])
-    out = take(index)  # (N, A, 6)
-    # Rows past the top-k but still valid keep their pre-sort contents with id -1.
-    leftover = (position >= keep_count) & (position < valid_count)
-    out[..., 0].masked_fill_(leftover, -1.0)
-
-    top = out[:, :k]
-    groups = torch.zeros_like(top_order) if force_suppress else top[..., 0].long().clamp_min(0)
+    k = int(keep_count.max())
+    # The first keep_count rows: valid rows stable-sorted by score (rows past them keep their compacted,
+    # pre-sort contents with id -1, as the original).
+    order = _stable_top_order(torch.where(filled, compact_score, -torch.inf), k)  # (N, K) compacted positions
+    active = torch.arange(k, device=device).unsqueeze(0) < keep_count  # (N, K)
+    top = torch.empty((n, k, 6), device=device)
+    top[..., 0] = class_of(order)
+    top[..., 1] = torch.gather(compact_score, 1, order)
+    top[..., 2:] = torch.gather(compact_boxes, 1, order.unsqueeze(-1).expand(-1, -1, 4))
+    groups = torch.zeros_like(order) if force_suppress else top[..., 0].long()
     keep = greedy_nms(top[..., 2:], groups, active, nms_threshold)
-    top[..., 0].masked_fill_(active & ~keep, -1.0)
+    top[..., 0].masked_fill_(~keep, -1.0)
+    out[:, :k] = torch.where(active.unsqueeze(-1), top, out[:, :k])
     return out
 
 
@@ -186,21 +196,28 @@ def _detect_per_class(
         raise ValueError(f"background_id {background_id} outside the {num_rows} class rows")
     if max_detections <= 0:
         raise ValueError(f"max_detections must be positive, got {max_detections}")
-    foreground_rows = [r for r in range(num_rows) if r != background_id]
-    scores = cls_prob[:, foreground_rows, :].float()  # (N, C, A)
-    if 0 < nms_topk < num_anchors:  # at most nms_topk candidates per class
-        kth = torch.topk(scores, int(nms_topk), dim=2).values[..., -1:]
-        scores = torch.where(scores >= kth, scores, -1.0)
-    scores = torch.where(scores >= threshold, scores, -1.0).reshape(n, -1)  # (N, C*A), class-major
-    total = scores.shape[1]
+    if background_id == 0:
+        scores = cls_prob[:, 1:, :]  # (N, C, A), a view
+    else:
+        scores = torch.cat([cls_prob[:, :background_id], cls_prob[:, background_id + 1 :]], dim=1)
+    scores = scores.float()
+    flat = scores.reshape(n, -1)  # (N, C*A), class-major; a view for the usual layouts
+    total = flat.shape[1]
     do_nms = 0 < nms_threshold <= 1
+    limit_per_class = 0 < nms_topk < num_anchors
 
     # Suppression of a candidate depends only on higher-scored ones, so NMS over the best P candidates is
     # exact for them; grow P until every image has max_detections survivors or runs out of candidates.
+    # While P <= nms_topk no class can have more than nms_topk of them, so the per-class cap is free.
     prefix = min(total, max(2 * max_detections, 64))
+    capped = False
     while True:
-        top_score, top_index = torch.topk(scores, prefix, dim=1)  # (N, P), descending
-        active = top_score >= 0
+        if limit_per_class and prefix > nms_topk and not capped:
+            kth = torch.topk(scores, int(nms_topk), dim=2).values[..., -1:]  # (N, C, 1)
+            flat = torch.where(scores >= kth, scores, -1.0).reshape(n, -1)
+            capped = True
+        top_score, top_index = torch.topk(flat, prefix, dim=1)  # (N, P), descending
+        active = (top_score >= threshold) & (top_score >= 0)
         class_index = top_index // num_anchors
         anchor_index = top_index % num_anchors
         anchor_boxes = anchors.float()[anchor_index]  # (N, P, 4)

@@ -53,11 +53,17 @@ def multibox_loss(
         raise ValueError(f"cls_target must have shape {(n, num_anchors)}, got {tuple(cls_target.shape)}")
 
     target = cls_target.long()
-    cls_sum = F.cross_entropy(cls_preds.float(), target, ignore_index=-1, reduction="sum")
-    loc_elements = smooth_l1(loc_mask.float() * (loc_preds.float() - loc_target.float()))  # (N, 4A)
+    # Only anchors with a target contribute (positives and mined negatives: a few percent of all anchors).
+    image_index, anchor_index = (target != -1).nonzero(as_tuple=True)
+    picked = cls_preds[image_index, :, anchor_index].float()  # (P, C+1)
+    cls_sum = F.cross_entropy(picked, target[image_index, anchor_index], reduction="sum")
+    loc_preds = loc_preds.reshape(n, num_anchors * 4)
+    mask = loc_mask != 0
+    diff = loc_mask[mask].float() * (loc_preds[mask].float() - loc_target[mask].float())  # positives only
+    loc_elements = smooth_l1(diff)
     loc_sum = loc_elements.sum()
     if normalization == "valid":
-        cls_count = (target != -1).sum()
+        cls_count = torch.tensor(len(image_index), device=cls_preds.device)
         loc_count = (loc_elements.detach() > 0).sum()
     else:
         cls_count = loc_count = (target > 0).sum()

@@ -4,50 +4,73 @@ from __future__ import annotations
 
 import torch
 
-# Elements of one (images, K, K) block; small enough to stay in cache on a CPU.
-_BLOCK_ELEMENTS = 1 << 19
 
-
-def _suppression_matrix(boxes: torch.Tensor, groups: torch.Tensor, iou_threshold: float) -> torch.Tensor:
-    """``S[b, i, j]``: row ``i < j`` of the same group overlaps row ``j`` with IoU >= threshold.
+def _suppression_block(
+    row_boxes: torch.Tensor,
+    col_boxes: torch.Tensor,
+    same_group: torch.Tensor,
+    col_offset: int,
+    iou_threshold: float,
+) -> torch.Tensor:
+    """``S[b, i, j]``: row ``i`` would suppress column ``col_offset + j``: earlier, same group, IoU >= threshold.
 
     IoU is ``inter / (area_i + area_j - inter)`` in float32, the original's operation order, so threshold
     decisions are bit-exact. Boxes must have non-negative width and height (a zero union gives NaN, i.e.
     "no overlap", as the original's 0).
 
     Args:
-        boxes: ``(B, K, 4)`` float32 corners; groups: ``(B, K)`` long, rows with different ids never interact.
+        row_boxes: ``(B, R, 4)`` rows ``0..R-1``; col_boxes: ``(B, Q, 4)``; same_group: ``(B, R, Q)`` bool.
     """
-    x1, y1, x2, y2 = boxes.unbind(-1)  # each (B, K)
-    area = (x2 - x1) * (y2 - y1)
-    inter = torch.minimum(x2.unsqueeze(2), x2.unsqueeze(1))
-    inter.sub_(torch.maximum(x1.unsqueeze(2), x1.unsqueeze(1))).clamp_(min=0)
-    height = torch.minimum(y2.unsqueeze(2), y2.unsqueeze(1))
-    height.sub_(torch.maximum(y1.unsqueeze(2), y1.unsqueeze(1))).clamp_(min=0)
+    rx1, ry1, rx2, ry2 = (row_boxes[..., i].unsqueeze(2) for i in range(4))  # (B, R, 1)
+    cx1, cy1, cx2, cy2 = (col_boxes[..., i].unsqueeze(1) for i in range(4))  # (B, 1, Q)
+    inter = torch.minimum(rx2, cx2)
+    inter.sub_(torch.maximum(rx1, cx1)).clamp_(min=0)
+    height = torch.minimum(ry2, cy2)
+    height.sub_(torch.maximum(ry1, cy1)).clamp_(min=0)
     inter.mul_(height)
-    union = torch.add(area.unsqueeze(2), area.unsqueeze(1), out=height).sub_(inter)
-    overlap = inter.div_(union) >= iou_threshold  # (B, K, K)
-    overlap &= groups.unsqueeze(2) == groups.unsqueeze(1)
-    return overlap.triu_(diagonal=1)
+    union = torch.add((rx2 - rx1) * (ry2 - ry1), (cx2 - cx1) * (cy2 - cy1), out=height).sub_(inter)
+    overlap = inter.div_(union) >= iou_threshold  # (B, R, Q)
+    overlap &= same_group
+    rows, cols = overlap.shape[1], overlap.shape[2]
+    earlier = torch.arange(rows, device=overlap.device).unsqueeze(1) < (
+        torch.arange(cols, device=overlap.device) + col_offset
+    )
+    return overlap & earlier
+
+
+# Rows per step of the blocked fixed point: small enough that suppression chains inside a block are short.
+_ROW_BLOCK = 32
 
 
 def _greedy_nms_dense(boxes: torch.Tensor, groups: torch.Tensor, active: torch.Tensor, iou_threshold: float):
-    """Fixed-point greedy NMS on the full ``(N, K, K)`` pair matrix, in cache-sized blocks of images."""
+    """Greedy NMS over all pairs of rows, settled block by block in score order.
+
+    For each block of rows, the pairs with every earlier row are computed (about half of all pairs in total),
+    the block is suppressed by the kept rows of the earlier blocks (one matrix product), then its own fixed
+    point is iterated, which takes at most as many rounds as the longest suppression chain inside the block.
+    """
     n, k = active.shape
-    keep = torch.empty_like(active)
-    step = max(1, _BLOCK_ELEMENTS // (k * k))
-    for start in range(0, n, step):
-        block = slice(start, start + step)
-        overlap = _suppression_matrix(boxes[block], groups[block], iou_threshold).float()  # (B, K, K)
-        block_active = active[block]
-        current = block_active
+    keep = torch.zeros_like(active)
+    for start in range(0, k, _ROW_BLOCK):
+        stop = min(k, start + _ROW_BLOCK)
+        candidate = active[:, start:stop]
+        if not bool(candidate.any()):
+            continue
+        same_group = groups[:, :stop].unsqueeze(2) == groups[:, start:stop].unsqueeze(1)  # (N, stop, b)
+        pairs = _suppression_block(boxes[:, :stop], boxes[:, start:stop], same_group, start, iou_threshold)
+        pairs = pairs.float()
+        if start > 0:
+            earlier = torch.bmm(keep[:, :start].float().unsqueeze(1), pairs[:, :start]).squeeze(1)
+            candidate = candidate & (earlier == 0)
+        inner = pairs[:, start:stop]  # (N, b, b)
+        current = candidate
         while True:
-            suppressed = torch.bmm(current.float().unsqueeze(1), overlap).squeeze(1) > 0  # (B, K)
-            updated = block_active & ~suppressed
+            suppressed = torch.bmm(current.float().unsqueeze(1), inner).squeeze(1) > 0  # (N, b)
+            updated = candidate & ~suppressed
             if torch.equal(updated, current):
                 break
             current = updated
-        keep[block] = current
+        keep[:, start:stop] = current
     return keep
 
 
@@ -83,9 +106,7 @@ def greedy_nms(
     counts.scatter_add_(1, groups, torch.ones_like(groups))  # (N, G+1)
     group_size = int(counts[:, :num_groups].max())
     if num_groups * group_size * group_size * 2 > k * k:
-        position = torch.arange(k, device=boxes.device).expand(n, k)
-        isolated = torch.where(active, groups, -1 - position)  # inactive rows interact with nothing
-        return _greedy_nms_dense(boxes, isolated, active, iou_threshold)
+        return _greedy_nms_dense(boxes, groups, active, iou_threshold)
 
     # Pack: stable sort by group keeps the score order inside each group.
     order = torch.sort(groups, dim=1, stable=True).indices  # (N, K)

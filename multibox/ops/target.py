@@ -7,10 +7,14 @@ from collections.abc import Sequence
 import torch
 
 from multibox.ops._checks import as_anchor_matrix, check_finite, check_rank
-from multibox.ops.boxes import box_iou, encode_boxes
+from multibox.ops.boxes import encode_boxes
 
 # The CPU kernel only accepts a bipartite match whose IoU is strictly above this value.
 _MIN_MATCH_IOU = 1e-6
+_TINY = float(torch.finfo(torch.float32).smallest_normal) * 2.0**-23  # smallest positive (subnormal) float32
+# Stands in for padding ground-truth rows: overlaps no anchor (IoU 0), so it never wins a tie against the
+# valid rows, which come first.
+_NOWHERE = (1e4, 1e4, 1e4, 1e4)
 
 
 def _valid_ground_truth(labels: torch.Tensor, num_classes: int | None) -> torch.Tensor:
@@ -43,34 +47,113 @@ def _valid_ground_truth(labels: torch.Tensor, num_classes: int | None) -> torch.
     return valid
 
 
-def _greedy_bipartite(iou: torch.Tensor, max_rounds: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each ground truth takes its single best anchor, greedily by global IoU (ties: lowest anchor, then gt).
+# Images per block of IoU work: keeps the (images, M, A) temporaries cache-sized.
+_BLOCK_ELEMENTS = 1 << 18
+
+
+def _overlaps(anchors: torch.Tensor, gt_boxes: torch.Tensor) -> torch.Tensor:
+    """IoU of every ground truth with every anchor, ``(N, M, A)``, in MXNet's float32 operation order.
 
     Args:
-        iou: ``(N, A, M)`` with -1 for invalid ground-truth columns.
-        max_rounds: the largest number of valid ground truths of any image.
+        anchors: ``(B, A, 4)`` with ``B`` 1 (shared) or N; gt_boxes: ``(N, M, 4)``.
+
+    Laid out ground-truth-major so every pass runs over the long anchor axis.
+    """
+    ax1, ay1, ax2, ay2 = (anchors[..., i].unsqueeze(1) for i in range(4))  # (B, 1, A)
+    gx1, gy1, gx2, gy2 = (gt_boxes[..., i].unsqueeze(-1) for i in range(4))  # (N, M, 1)
+    inter = torch.minimum(ax2, gx2) - torch.maximum(ax1, gx1)
+    inter.clamp_(min=0)
+    height = torch.minimum(ay2, gy2) - torch.maximum(ay1, gy1)
+    inter.mul_(height.clamp_(min=0))
+    union = (ax2 - ax1) * (ay2 - ay1) + (gx2 - gx1) * (gy2 - gy1)  # area_anchor + area_gt, as the original
+    union.sub_(inter)
+    # A union <= 0 implies no intersection, so flooring it at the smallest positive float gives the
+    # original's 0 there and changes nothing else.
+    return inter.div_(union.clamp_(min=_TINY))
+
+
+def _match_statistics(
+    anchors: torch.Tensor, gt_boxes: torch.Tensor, valid: torch.Tensor, rounds: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per anchor: best IoU over the valid ground truths and its (first) index, ``(N, A)`` each; and the
+    bipartite candidates ``(N, A)`` bool: anchors among some ground truth's ``rounds`` best (ties included)
+    with IoU above the match minimum. Computed in cache-sized blocks of images."""
+    n, m = valid.shape
+    a = anchors.shape[0]
+    best_iou = torch.full((n, a), -1.0, device=anchors.device)
+    best_gt = torch.zeros((n, a), dtype=torch.long, device=anchors.device)
+    candidate = torch.zeros((n, a), dtype=torch.bool, device=anchors.device)
+    if m == 0:
+        return best_iou, best_gt, candidate
+    step = max(1, _BLOCK_ELEMENTS // max(1, m * a))
+    for start in range(0, n, step):
+        block = slice(start, start + step)
+        iou = _overlaps(anchors.unsqueeze(0), gt_boxes[block])  # padding rows: IoU 0 (see _NOWHERE)
+        best_iou[block], best_gt[block] = iou.max(dim=1)  # first maximum over ground truths
+        if rounds > 0:
+            kth = torch.topk(iou, min(rounds, a), dim=2).values[..., -1:]  # (B, M, 1)
+            candidate[block] = ((iou >= kth) & (iou > _MIN_MATCH_IOU)).any(dim=1)
+    return best_iou, best_gt, candidate
+
+
+def _greedy_bipartite(
+    anchors: torch.Tensor, gt_boxes: torch.Tensor, valid: torch.Tensor, candidate: torch.Tensor, rounds: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each ground truth takes its single best anchor, greedily by global IoU (ties: lowest anchor, then gt).
+
+    A ground truth's match is among its ``rounds`` best anchors (fewer anchors than that are taken before
+    it), so the greedy rounds only scan the ``candidate`` anchors, which gives the same result as scanning
+    all anchors.
 
     Returns:
         ``matched_gt (N, A)`` long, -1 where the anchor was not matched, and ``matched_iou (N, A)``.
     """
-    n, a, m = iou.shape
-    matched_gt = torch.full((n, a), -1, dtype=torch.long, device=iou.device)
-    matched_iou = torch.full((n, a), -1.0, dtype=iou.dtype, device=iou.device)
-    work = iou.clone()
-    rows = torch.arange(n, device=iou.device)
-    for _ in range(max_rounds):
-        flat = work.view(n, a * m)
-        best, index = flat.max(dim=1)  # first maximum in (anchor, gt) row-major order
-        found = best > _MIN_MATCH_IOU  # (N,)
+    n, a = candidate.shape
+    m = valid.shape[1]
+    matched_gt = torch.full((n, a), -1, dtype=torch.long, device=anchors.device)
+    matched_iou = torch.full((n, a), -1.0, device=anchors.device)
+    slot = candidate.long().cumsum(1) - 1  # position of each candidate among its image's candidates
+    width = int(slot[:, -1].max()) + 1 if n and a else 0
+    if rounds == 0 or width <= 0:
+        return matched_gt, matched_iou
+    anchor_of_slot = torch.full((n, width), a, dtype=torch.long, device=anchors.device)  # a = padding
+    image_index, anchor_index = candidate.nonzero(as_tuple=True)  # row-major: ascending anchors per image
+    anchor_of_slot[image_index, slot[image_index, anchor_index]] = anchor_index
+    padded_anchors = torch.cat([anchors, anchors.new_zeros(1, 4)])  # the padding slot overlaps nothing
+    work = _overlaps(padded_anchors[anchor_of_slot], gt_boxes)  # (N, M, K), the same values as before
+    work.masked_fill_(~valid.unsqueeze(-1), -1.0)
+    work = work.transpose(1, 2).contiguous()  # (N, K, M): anchor-major like the original's scan
+    rows = torch.arange(n, device=anchors.device)
+    for _ in range(rounds):
+        best, index = work.view(n, -1).max(dim=1)  # first maximum in (anchor, gt) order
+        found = best > _MIN_MATCH_IOU
         if not bool(found.any()):
             break
-        anchor, gt = index // m, index % m
-        hit_rows, hit_anchor, hit_gt = rows[found], anchor[found], gt[found]
+        hit_rows, hit_slot, hit_gt = rows[found], (index // m)[found], (index % m)[found]
+        hit_anchor = anchor_of_slot[hit_rows, hit_slot]
         matched_gt[hit_rows, hit_anchor] = hit_gt
         matched_iou[hit_rows, hit_anchor] = best[found]
-        work[hit_rows, hit_anchor, :] = -1.0  # anchor taken
+        work[hit_rows, hit_slot, :] = -1.0  # anchor taken
         work[hit_rows, :, hit_gt] = -1.0  # ground truth taken
     return matched_gt, matched_iou
+
+
+def _hard_negatives(
+    candidate: torch.Tensor, background_prob: torch.Tensor, count: torch.Tensor
+) -> torch.Tensor:
+    """The ``count[n]`` candidates of each image with the lowest background probability, ties by anchor index
+    (a stable ascending sort, done as a top-k plus a tie count): ``(N, A)`` bool."""
+    k = int(count.max())
+    if k <= 0:
+        return torch.zeros_like(candidate)
+    key = torch.where(candidate, background_prob, torch.inf)  # (N, A)
+    smallest = torch.topk(key, min(k, key.shape[1]), dim=1, largest=False).values  # ascending
+    kth = torch.gather(smallest, 1, (count.clamp(1, smallest.shape[1]) - 1).unsqueeze(1))  # (N, 1)
+    below = key < kth
+    tie = candidate & (key == kth)
+    room = count.unsqueeze(1) - below.sum(1, keepdim=True)  # how many tied candidates still fit
+    chosen = candidate & (below | (tie & (tie.long().cumsum(1) <= room)))
+    return chosen & (count > 0).unsqueeze(1)
 
 
 def multibox_target(
@@ -119,23 +202,19 @@ def multibox_target(
 
     out_dtype = cls_preds.dtype
     anchors = anchors.float()
-    gt_boxes = labels[..., 1:5].float()  # (N, M, 4)
+    gt_boxes = torch.where(
+        valid.unsqueeze(-1), labels[..., 1:5].float(), torch.tensor(_NOWHERE, device=labels.device)
+    )
     n, m = valid.shape
     device = cls_preds.device
 
-    iou = box_iou(anchors.unsqueeze(0), gt_boxes)  # (N, A, M)
-    iou = torch.where(valid.unsqueeze(1), iou, -1.0)
     num_gt = valid.sum(1)  # (N,)
     has_gt = num_gt > 0
-
-    matched_gt, matched_iou = _greedy_bipartite(iou, int(num_gt.max()) if n else 0)
+    rounds = int(num_gt.max()) if n else 0
+    best_iou, best_gt, candidate = _match_statistics(anchors, gt_boxes, valid, rounds)
+    matched_gt, matched_iou = _greedy_bipartite(anchors, gt_boxes, valid, candidate, rounds)
     positive = matched_gt >= 0  # (N, A)
-    if m:
-        best_iou, best_gt = iou.max(dim=2)  # first maximum over ground truths
-    else:
-        best_iou = torch.full((n, num_anchors), -1.0, device=device)
-        best_gt = torch.zeros((n, num_anchors), dtype=torch.long, device=device)
-    if overlap_threshold > 0:
+    if overlap_threshold > 0 and m:
         best_gt = torch.where(positive, matched_gt, best_gt)
         best_iou = torch.where(positive, matched_iou, best_iou)
         positive = positive | (best_iou > overlap_threshold)
@@ -150,31 +229,21 @@ def multibox_target(
         num_neg = torch.minimum(num_neg, num_anchors - num_pos)
         candidate = ~positive & (best_iou < negative_mining_thresh)
         background_prob = torch.softmax(cls_preds.float(), dim=1)[:, 0, :]  # (N, A)
-        key = torch.where(candidate, background_prob, torch.inf)
-        order = torch.sort(key, dim=1, stable=True).indices  # hardest (least background-like) first
-        rank = torch.empty_like(order).scatter_(
-            1, order, torch.arange(num_anchors, device=device).expand(n, -1).contiguous()
-        )
-        negative = candidate & (rank < num_neg.unsqueeze(1))
+        negative = _hard_negatives(candidate, background_prob, num_neg)
     else:
         negative = ~positive & has_gt.unsqueeze(1)
 
-    gt_cls = labels[..., 0].float()  # (N, M)
-    matched_cls = torch.gather(gt_cls, 1, best_gt) + 1 if m else torch.zeros_like(best_iou)
     cls_target = torch.full((n, num_anchors), float(ignore_label), device=device)
-    cls_target = torch.where(negative, 0.0, cls_target)
-    cls_target = torch.where(positive, matched_cls, cls_target)
-
-    if m:
-        matched_boxes = torch.gather(gt_boxes, 1, best_gt.unsqueeze(-1).expand(-1, -1, 4))  # (N, A, 4)
-    else:
-        matched_boxes = anchors.expand(n, -1, -1)
-    # Unit boxes stand in for anchors that are not positive, so degenerate anchors cannot produce Inf/NaN.
-    unit_box = torch.tensor([0.0, 0.0, 1.0, 1.0], device=device)
-    safe_anchors = torch.where(positive.unsqueeze(-1), anchors.unsqueeze(0), unit_box)
-    loc = encode_boxes(safe_anchors, matched_boxes, variances)  # (N, A, 4)
+    cls_target.masked_fill_(negative, 0.0)
+    loc_target = torch.zeros((n, num_anchors, 4), device=device)
+    image_index, anchor_index = positive.nonzero(as_tuple=True)  # only positives need their box encoded
+    if len(image_index):
+        gt_index = best_gt[image_index, anchor_index]
+        cls_target[image_index, anchor_index] = labels[image_index, gt_index, 0].float() + 1
+        loc_target[image_index, anchor_index] = encode_boxes(
+            anchors[anchor_index], gt_boxes[image_index, gt_index], variances
+        )
     loc_mask = positive.unsqueeze(-1).expand(-1, -1, 4)
-    loc_target = torch.where(loc_mask, loc, 0.0)
     return (
         loc_target.reshape(n, -1).to(out_dtype),
         loc_mask.reshape(n, -1).to(out_dtype),
