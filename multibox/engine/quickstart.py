@@ -26,10 +26,10 @@ QUICKSTART = TrainConfig(
     weight_decay=1e-4,
     schedule="cosine",
     warmup_epochs=0.5,
-    epochs=8,
+    epochs=24,
     batch_size=32,
     augmentation={"expand_prob": 0.0, "crop_prob": 0.3},
-    val_interval=4,
+    val_interval=8,
     resume="none",
     tensorboard=False,
 )
