@@ -23,7 +23,9 @@ class TrainConfig:
     data_shape: int = 300
     weights_backbone: str | None = None
     network_options: dict = field(default_factory=dict)  # any build_ssd override (sizes, depthwise, ...)
-    augmentation: dict = field(default_factory=dict)  # TrainAugmentation keywords (expand_prob, crop_prob, ...)
+    augmentation: dict = field(
+        default_factory=dict
+    )  # TrainAugmentation keywords (expand_prob, crop_prob, ...)
     # optimisation
     optimizer: str = "sgd"  # sgd | adamw
     lr: float = 0.002
