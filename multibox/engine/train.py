@@ -197,6 +197,12 @@ def train(config: TrainConfig) -> TrainResult:
         resume_from = Path(config.resume)
     if resume_from is not None:
         state = torch.load(resume_from, map_location="cpu", weights_only=False)
+        if state.get("class_names") != class_names or state.get("network", {}).get("name") != config.network:
+            raise ValueError(
+                f"{resume_from} was trained as {state.get('network', {}).get('name')} on classes "
+                f"{state.get('class_names')}, this run is {config.network} on {class_names}: use another out_dir "
+                "or resume=none"
+            )
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])

@@ -49,3 +49,9 @@ def test_load_dataset_spec_strings():
     assert len(load_dataset("shapes:3:9")) == 3 and load_dataset("shapes:3:9").name == "shapes-9"
     with pytest.raises(ValueError, match="unknown shape classes"):
         make_shapes(2, class_names=("hexagon",))
+
+
+def test_shapes_subset_of_classes():
+    dataset = load_dataset("shapes:6", "train", class_names=["circle", "star"])
+    assert dataset.class_names == ["circle", "star"]
+    assert set(np.concatenate([r.labels for r in dataset.records]).tolist()) <= {0, 1}

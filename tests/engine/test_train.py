@@ -114,3 +114,11 @@ def test_config_from_yaml_and_overrides(tmp_path):
     with pytest.raises(ValueError, match="unknown settings"):
         (tmp_path / "bad.yaml").write_text("typo: 1\n")
         load_config(tmp_path / "bad.yaml")
+
+
+def test_resuming_with_other_classes_is_a_clear_error(tmp_path):
+    train(TrainConfig(**FAST, epochs=1, out_dir=str(tmp_path), val_split=None, max_iterations=1))
+    (tmp_path / "classes.txt").write_text("circle\nsquare\n")
+    other = TrainConfig(**FAST, epochs=2, out_dir=str(tmp_path), val_split=None)
+    with pytest.raises(ValueError, match="was trained as tiny on classes"):
+        train(other.replace(val_data=None, class_names=str(tmp_path / "classes.txt")))

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from multibox.data.formats.classes import resolve_class_names
 from multibox.data.formats.coco import read_coco, write_coco
 from multibox.data.formats.lst import read_lst, write_lst
 from multibox.data.formats.synthetic import SHAPE_CLASSES, make_shapes
@@ -87,7 +88,8 @@ def load_dataset(
         parts = str(source).split(":")
         num_images = int(parts[1]) if len(parts) > 1 else 256
         seed = int(parts[2]) if len(parts) > 2 else {"val": 1, "test": 2}.get(split or "", 0)
-        return make_shapes(num_images, seed=seed)
+        names = SHAPE_CLASSES if class_names is None else tuple(resolve_class_names(class_names, []))
+        return make_shapes(num_images, seed=seed, class_names=names)
     raise ValueError(f"unknown format {format!r}; choose from {', '.join(FORMATS)}")
 
 
