@@ -41,19 +41,7 @@ _LAYERS = (
     "Mixed_7c",
 )
 _CHANNELS = (32, 32, 64, 64, 80, 192, 192, 256, 288, 288, 768, 768, 768, 768, 768, 1280, 2048, 2048)
-_MXNET_MIXED = (
-    "Mixed_5b",
-    "Mixed_5c",
-    "Mixed_5d",
-    "Mixed_6a",
-    "Mixed_6b",
-    "Mixed_6c",
-    "Mixed_6d",
-    "Mixed_6e",
-    "Mixed_7a",
-    "Mixed_7b",
-    "Mixed_7c",
-)
+_MXNET_MIXED = tuple(name for name in _LAYERS if name.startswith("Mixed"))
 
 
 class InceptionV3(SequentialBackbone):

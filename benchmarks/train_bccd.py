@@ -1,0 +1,192 @@
+"""Equal wall-clock training budget on BCCD: multibox against torchvision's SSDLite, scored the same way.
+
+Three runs, each given ``--budget`` seconds of training on bccd ``train`` and then scored on ``test`` with the
+same VOC07 / VOC area metric (``multibox.engine.metrics``):
+
+1. multibox ``efficientnet_lite0`` SSDLite at 320, ImageNet backbone (the ``lite0`` extra, offline);
+2. multibox ``efficientnet_lite0`` at 320 from scratch (random initialisation);
+3. torchvision ``ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None)`` from scratch with its
+   reference recipe scaled to the batch (SGD, lr 0.15 x batch / 192, weight decay 4e-5, cosine, the "ssdlite"
+   augmentation: RandomIoUCrop + RandomHorizontalFlip).
+
+Runs 2 and 3 have the same initialisation and budget, so they compare the libraries. Each run measures its
+own seconds per iteration first and sets its cosine schedule to end with the budget.
+
+    .venv/bin/python benchmarks/train_bccd.py [--budget 480] [--batch 16] [--data ../shared/datasets/bccd]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from multibox.data import load_dataset, make_loader  # noqa: E402
+from multibox.engine.config import TrainConfig  # noqa: E402
+from multibox.engine.metrics import VOCMetric  # noqa: E402
+from multibox.engine.train import train  # noqa: E402
+
+
+def run_multibox(data: str, budget: float, batch: int, pretrained: bool, out: Path) -> dict:
+    config = TrainConfig(
+        train_data=data,
+        train_split="train",
+        val_split="test",
+        network="efficientnet_lite0",
+        data_shape=320,
+        weights_backbone="imagenet" if pretrained else None,
+        optimizer="adamw",
+        lr=2e-3,
+        weight_decay=1e-4,
+        schedule="cosine",
+        warmup_epochs=1,
+        batch_size=batch,
+        freeze=None,
+        resume="none",
+        tensorboard=False,
+        out_dir=str(out),
+    )
+    # Calibrate: seconds per epoch from a one-epoch run, then size the schedule to the budget.
+    probe = time.perf_counter()
+    train(config.replace(epochs=1, val_split=None, out_dir=str(out / "probe")))
+    epoch_seconds = time.perf_counter() - probe
+    epochs = max(1, math.floor(budget / epoch_seconds))
+    start = time.perf_counter()
+    result = train(config.replace(epochs=epochs, val_interval=epochs, time_limit=budget))
+    seconds = time.perf_counter() - start
+    final = result.final_metrics
+    return {
+        "epochs": final["epoch"],
+        "seconds": seconds,
+        "mAP_voc07": final.get("mAP_voc07"),
+        "mAP_area": final.get("mAP_area"),
+    }
+
+
+def _torchvision_batches(dataset, batch: int, epoch: int, transform):
+    from torchvision import tv_tensors
+    from torchvision.transforms.v2 import functional as TF
+
+    order = np.random.default_rng(epoch).permutation(len(dataset))
+    for start in range(0, len(order) - batch + 1, batch):
+        images, targets = [], []
+        for index in order[start : start + batch]:
+            record = dataset[int(index)]
+            with record.open_image() as pil:
+                image = TF.pil_to_tensor(pil.convert("RGB"))
+            keep = (record.boxes[:, 2] > record.boxes[:, 0]) & (record.boxes[:, 3] > record.boxes[:, 1])
+            boxes = tv_tensors.BoundingBoxes(
+                torch.from_numpy(record.boxes[keep]), format="XYXY", canvas_size=image.shape[-2:]
+            )
+            target = {"boxes": boxes, "labels": torch.from_numpy(record.labels[keep] + 1)}
+            image, target = transform(image, target)
+            images.append(TF.to_dtype(image, torch.float32, scale=True))
+            targets.append({"boxes": target["boxes"].as_subclass(torch.Tensor), "labels": target["labels"]})
+        yield images, targets
+
+
+def run_torchvision(data: str, budget: float, batch: int) -> dict:
+    from torchvision.models.detection import ssdlite320_mobilenet_v3_large
+    from torchvision.transforms import v2
+
+    train_set = load_dataset(data, "train")
+    test_set = load_dataset(data, "test")
+    model = ssdlite320_mobilenet_v3_large(
+        weights=None, weights_backbone=None, num_classes=len(train_set.class_names) + 1
+    )
+    transform = v2.Compose([v2.RandomIoUCrop(), v2.RandomHorizontalFlip(), v2.SanitizeBoundingBoxes()])
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(params, lr=0.15 * batch / 192, momentum=0.9, weight_decay=4e-5)
+
+    # Calibrate one epoch, then cosine over the epochs that fit the budget.
+    model.train()
+    iterations_per_epoch = len(train_set) // batch
+    probe = time.perf_counter()
+    for images, targets in _torchvision_batches(train_set, batch, 0, transform):
+        loss = sum(model(images, targets).values())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    epoch_seconds = time.perf_counter() - probe
+    torch.manual_seed(0)
+    model = ssdlite320_mobilenet_v3_large(
+        weights=None, weights_backbone=None, num_classes=len(train_set.class_names) + 1
+    )
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(params, lr=0.15 * batch / 192, momentum=0.9, weight_decay=4e-5)
+    epochs = max(1, math.floor(budget / epoch_seconds))
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * iterations_per_epoch)
+    start, done = time.perf_counter(), 0
+    for epoch in range(epochs):
+        model.train()
+        for images, targets in _torchvision_batches(train_set, batch, epoch + 1, transform):
+            loss = sum(model(images, targets).values())
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+        done = epoch + 1
+        if time.perf_counter() - start >= budget:
+            break
+    seconds = time.perf_counter() - start
+
+    # Score with multibox's metric: normalised boxes, 0-based classes.
+    model.eval()
+    metric07 = VOCMetric(train_set.class_names, use_07_metric=True)
+    metric_area = VOCMetric(train_set.class_names, use_07_metric=False)
+    loader = make_loader(test_set, 8, train=False, data_shape=320, num_workers=0, normalize=False)
+    with torch.no_grad():
+        for images, labels in loader:
+            outputs = model([im.float() / 255 for im in images])
+            rows = torch.full((len(outputs), 300, 6), -1.0)
+            for i, out in enumerate(outputs):
+                count = min(300, len(out["scores"]))
+                rows[i, :count, 0] = out["labels"][:count].float() - 1
+                rows[i, :count, 1] = out["scores"][:count]
+                rows[i, :count, 2:] = out["boxes"][:count] / 320
+            metric07.update(rows, labels)
+            metric_area.update(rows, labels)
+    return {
+        "epochs": done,
+        "seconds": seconds,
+        "mAP_voc07": metric07.compute()["mAP"],
+        "mAP_area": metric_area.compute()["mAP"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets" / "bccd"))
+    parser.add_argument("--budget", type=float, default=480.0, help="training seconds per run")
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "train_bccd"))
+    parser.add_argument("--only", nargs="*", choices=("pretrained", "scratch", "torchvision"))
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    out = Path(args.out)
+    runs = args.only or ["pretrained", "scratch", "torchvision"]
+    results = {}
+    for name in runs:
+        if name == "torchvision":
+            results[name] = run_torchvision(args.data, args.budget, args.batch)
+        else:
+            results[name] = run_multibox(args.data, args.budget, args.batch, name == "pretrained", out / name)
+        print(f"{name}: {json.dumps(results[name])}", flush=True)
+    machine = f"{torch.get_num_threads()} threads, torch {torch.__version__}"
+    print(f"\nbudget {args.budget:.0f} s per run, batch {args.batch}, {machine}")
+    print("| run | epochs | train s | VOC07 mAP | VOC area mAP |\n|---|---|---|---|---|")
+    for name, r in results.items():
+        print(f"| {name} | {r['epochs']} | {r['seconds']:.0f} | {r['mAP_voc07']:.4f} | {r['mAP_area']:.4f} |")
+
+
+if __name__ == "__main__":
+    main()
