@@ -17,7 +17,18 @@ class ConvReLU(nn.Conv2d):
     """A convolution followed by an in-place ReLU (MXNet's ``*_conv`` + ``*_relu`` pair, one module)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(super().forward(x), inplace=True)
+        if (
+            x.shape[-2:] == (1, 1)
+            and self.stride != (1, 1)
+            and self.padding == (1, 1)
+            and self.kernel_size == (3, 3)
+        ):
+            # A strided 3x3 (pad 1) conv of a 1x1 map is the same 1x1 output at stride 1; stride 1 also avoids
+            # a CPU bfloat16 backward that returns garbage weight gradients for this shape (torch 2.14).
+            out = F.conv2d(x, self.weight, self.bias, 1, 1, self.dilation, self.groups)
+        else:
+            out = super().forward(x)
+        return F.relu(out, inplace=True)
 
 
 def conv_bn_relu6(

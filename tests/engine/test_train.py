@@ -122,3 +122,10 @@ def test_resuming_with_other_classes_is_a_clear_error(tmp_path):
     other = TrainConfig(**FAST, epochs=2, out_dir=str(tmp_path), val_split=None)
     with pytest.raises(ValueError, match="was trained as tiny on classes"):
         train(other.replace(val_data=None, class_names=str(tmp_path / "classes.txt")))
+
+
+def test_mixed_precision_and_channels_last_steps_run(tmp_path):
+    config = TrainConfig(**FAST, epochs=1, max_iterations=2, amp=True, channels_last=True, val_split=None)
+    result = train(config.replace(out_dir=str(tmp_path), val_data=None))
+    assert result.history[0]["step"] == 2
+    assert all(torch.isfinite(p).all() for p in result.model.parameters())
