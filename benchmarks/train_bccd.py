@@ -5,6 +5,7 @@ same VOC07 / VOC area metric (``multibox.engine.metrics``):
 
 1. multibox ``efficientnet_lite0`` SSDLite at 320, ImageNet backbone (the ``lite0`` extra, offline);
 2. multibox ``efficientnet_lite0`` at 320 from scratch (random initialisation);
+2b. (``--only mbv3``) multibox ``mobilenet_v3_large`` SSDLite at 320 from scratch: torchvision's architecture;
 3. torchvision ``ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None)`` from scratch with its
    reference recipe scaled to the batch (SGD, lr 0.15 x batch / 192, weight decay 4e-5, cosine, the "ssdlite"
    augmentation: RandomIoUCrop + RandomHorizontalFlip).
@@ -36,12 +37,12 @@ from multibox.engine.metrics import VOCMetric  # noqa: E402
 from multibox.engine.train import train  # noqa: E402
 
 
-def run_multibox(data: str, budget: float, batch: int, pretrained: bool, out: Path) -> dict:
+def run_multibox(data: str, budget: float, batch: int, pretrained: bool, out: Path, network: str) -> dict:
     config = TrainConfig(
         train_data=data,
         train_split="train",
         val_split="test",
-        network="efficientnet_lite0",
+        network=network,
         data_shape=320,
         weights_backbone="imagenet" if pretrained else None,
         optimizer="adamw",
@@ -169,7 +170,7 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=480.0, help="training seconds per run")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "train_bccd"))
-    parser.add_argument("--only", nargs="*", choices=("pretrained", "scratch", "torchvision"))
+    parser.add_argument("--only", nargs="*", choices=("pretrained", "scratch", "mbv3", "torchvision"))
     args = parser.parse_args()
     torch.manual_seed(0)
     out = Path(args.out)
@@ -179,7 +180,10 @@ def main() -> None:
         if name == "torchvision":
             results[name] = run_torchvision(args.data, args.budget, args.batch)
         else:
-            results[name] = run_multibox(args.data, args.budget, args.batch, name == "pretrained", out / name)
+            network = "mobilenet_v3_large" if name == "mbv3" else "efficientnet_lite0"
+            results[name] = run_multibox(
+                args.data, args.budget, args.batch, name == "pretrained", out / name, network
+            )
         print(f"{name}: {json.dumps(results[name])}", flush=True)
     machine = f"{torch.get_num_threads()} threads, torch {torch.__version__}"
     print(f"\nbudget {args.budget:.0f} s per run, batch {args.batch}, {machine}")
