@@ -291,10 +291,11 @@ def train(config: TrainConfig) -> TrainResult:
             scheduler.step()
             step += 1
             seen += images.shape[0]
-            residual = out["loc_preds"].detach().reshape(out["loc_mask"].shape) - out["loc_target"]
-            metric.update(
-                out["cls_preds"].detach(), out["cls_target"], smooth_l1(out["loc_mask"] * residual.float())
+            positive = out["loc_mask"] != 0  # smooth-L1 is zero elsewhere
+            residual = (
+                out["loc_preds"].detach().reshape(positive.shape)[positive] - out["loc_target"][positive]
             )
+            metric.update(out["cls_preds"].detach(), out["cls_target"], smooth_l1(residual.float()))
             if rank == 0 and hasattr(batches, "set_postfix"):
                 values = metric.compute()
                 rate = seen * dist.world_size / max(1e-9, time.perf_counter() - epoch_start)

@@ -24,14 +24,15 @@ class MultiBoxMetric:
 
     @torch.no_grad()
     def update(self, cls_preds: torch.Tensor, cls_target: torch.Tensor, loc_elements: torch.Tensor) -> None:
-        """Add a batch: logits ``(N, C+1, A)``, targets ``(N, A)`` (-1 ignored), smooth-L1 elements ``(N, 4A)``."""
+        """Add a batch: logits ``(N, C+1, A)``, targets ``(N, A)`` (-1 ignored), smooth-L1 elements (any shape;
+        only their sum counts, so the zero elements of non-positive anchors may be left out)."""
         target = cls_target.long()
-        valid = target >= 0
-        prob = torch.softmax(cls_preds.float(), dim=1)
-        picked = torch.gather(prob, 1, target.clamp_min(0).unsqueeze(1)).squeeze(1)  # (N, A)
-        self._cross_entropy += float(-(torch.log(picked + 1e-8) * valid).sum())
+        image_index, anchor_index = (target >= 0).nonzero(as_tuple=True)  # only these anchors count
+        prob = torch.softmax(cls_preds[image_index, :, anchor_index].float(), dim=1)  # (P, C+1)
+        picked = prob.gather(1, target[image_index, anchor_index].unsqueeze(1))
+        self._cross_entropy += float(-torch.log(picked + 1e-8).sum())
         self._smooth_l1 += float(loc_elements.float().sum())
-        self._count += int(valid.sum())
+        self._count += len(image_index)
 
     def compute(self) -> dict[str, float]:
         count = max(1, self._count)
