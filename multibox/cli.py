@@ -6,10 +6,7 @@ import argparse
 import sys
 
 from multibox import __version__
-
-PLANNED_COMMANDS = {
-    "export": "ONNX / TorchScript with detection inside",
-}
+from multibox.cli_export import add_export_command, run_export
 
 
 def _add_data_commands(sub: argparse._SubParsersAction) -> None:
@@ -58,7 +55,9 @@ def _add_run_commands(sub: argparse._SubParsersAction) -> None:
     train.add_argument("overrides", nargs="*", metavar="key=value", help="settings overriding the file")
 
     evaluate = sub.add_parser("evaluate", help="VOC07 / VOC area (and COCO) mAP of a checkpoint on a dataset")
-    evaluate.add_argument("--checkpoint", required=True, help="a .pt file written by multibox train")
+    evaluate.add_argument(
+        "--checkpoint", required=True, help="a .pt file written by multibox train, or an exported file"
+    )
     evaluate.add_argument(
         "--data", required=True, help="VOC folder, COCO JSON, YOLO folder, .lst or shapes[:N]"
     )
@@ -75,7 +74,12 @@ def _add_run_commands(sub: argparse._SubParsersAction) -> None:
 
     detect = sub.add_parser("detect", help="draw detections on images and write them as JSON")
     detect.add_argument("images", nargs="+", help="image files")
-    detect.add_argument("--checkpoint", required=True)
+    source = detect.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", help="a .pt file written by multibox train")
+    source.add_argument(
+        "--onnx", help="a file written by multibox export --format onnx (runs in ONNX Runtime)"
+    )
+    source.add_argument("--torchscript", help="a file written by multibox export --format torchscript")
     detect.add_argument("--thresh", type=float, default=0.5, help="minimum score")
     detect.add_argument("--out", default="detections", help="output folder")
     detect.add_argument("--device")
@@ -88,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("demo", help="run the MultiBox operators on a small built-in example and print the result")
     _add_run_commands(sub)
     _add_data_commands(sub)
+    add_export_command(sub)
+    _add_serve_command(sub)
     inspect = sub.add_parser("inspect", help="inspect networks").add_subparsers(dest="inspect_command")
     inspect.required = True
     model = inspect.add_parser("model", help="feature maps, anchors, parameters and GFLOPs of a preset")
@@ -123,6 +129,48 @@ def _inspect_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_serve_command(sub: argparse._SubParsersAction) -> None:
+    serve = sub.add_parser(
+        "serve",
+        help="HTTP API (POST /v1/detect) and a web page for a detector (needs multibox[serve])",
+        description="Serve a detector over HTTP: POST /v1/detect takes an image upload (multipart field "
+        "'file') and answers JSON detections, GET /healthz, and GET / is a page to try it in a browser.",
+    )
+    serve.add_argument("path", help="a checkpoint written by multibox train, or an exported .onnx file")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: this machine only)"
+    )
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--max-upload-mb", type=float, default=20.0, help="largest upload in MiB (default 20)")
+    serve.add_argument("--max-megapixels", type=float, default=50.0, help="largest image (default 50)")
+    serve.add_argument("--threshold", type=float, default=0.5, help="default minimum score (default 0.5)")
+    serve.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import multibox.serve as serve
+
+    missing = serve.missing_dependencies()
+    if missing:
+        print(
+            f"multibox: error: serve needs {', '.join(missing)}: pip install 'multibox[serve]'",
+            file=sys.stderr,
+        )
+        return 2
+    from multibox.engine.distributed import pick_device
+
+    serve.run_server(
+        args.path,
+        args.host,
+        args.port,
+        device=str(pick_device(args.device)),
+        max_upload_bytes=int(args.max_upload_mb * 2**20),
+        max_pixels=int(args.max_megapixels * 1e6),
+        default_threshold=args.threshold,
+    )
+    return 0
+
+
 def _quickstart(args: argparse.Namespace) -> int:
     from multibox.engine.quickstart import run_quickstart
 
@@ -155,13 +203,21 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from multibox.data import check_dataset, clean_for_training, load_dataset, make_loader
     from multibox.engine.distributed import pick_device
     from multibox.engine.evaluate import evaluate
     from multibox.engine.inference import load_detector
 
     device = pick_device(args.device)
-    model, class_names = load_detector(args.checkpoint, device)
+    if Path(args.checkpoint).suffix.lower() in (".onnx", ".torchscript", ".ts"):
+        from multibox.deploy import open_detector
+
+        model = open_detector(args.checkpoint, device)  # the settings baked into the file must match
+        class_names = model.class_names
+    else:
+        model, class_names = load_detector(args.checkpoint, device)
     dataset = load_dataset(args.data, args.split, class_names=class_names)
     dataset, summary = clean_for_training(dataset, check_dataset(dataset, decode=False))
     print(summary)
@@ -193,12 +249,18 @@ def _detect(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
+    from multibox.deploy import OnnxDetector, TorchScriptDetector, open_detector
     from multibox.engine.distributed import pick_device
-    from multibox.engine.inference import detect_images, load_detector, read_image
+    from multibox.engine.inference import read_image
     from multibox.viz import draw_detections
 
     device = pick_device(args.device)
-    model, class_names = load_detector(args.checkpoint, device)
+    if args.onnx:
+        detector = OnnxDetector(args.onnx)
+    elif args.torchscript:
+        detector = TorchScriptDetector(args.torchscript, device)
+    else:
+        detector = open_detector(args.checkpoint, device)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     paths = [Path(p) for p in args.images]
@@ -206,7 +268,8 @@ def _detect(args: argparse.Namespace) -> int:
     if missing:
         raise FileNotFoundError(f"no such image: {', '.join(missing)}")
     images = [read_image(p) for p in paths]
-    found = detect_images(model, images, threshold=args.thresh, device=device)
+    found = detector.predict(images, threshold=args.thresh)
+    class_names = detector.class_names
     report = []
     for path, image, det in zip(paths, images, found, strict=True):
         draw_detections(image, det["boxes"], det["labels"], det["scores"], class_names).save(out / path.name)
@@ -249,10 +312,11 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return _data_check(args) if args.data_command == "check" else _data_convert(args)
     if args.command == "inspect":
         return _inspect_model(args)
+    if args.command == "export":
+        return run_export(args)
+    if args.command == "serve":
+        return _serve(args)
     parser.print_help()
-    print("\nstill to come:")
-    for name, text in PLANNED_COMMANDS.items():
-        print(f"  {name:<10} {text}")
     return 0
 
 

@@ -13,7 +13,7 @@ from multibox.engine.metrics import VOCMetric
 
 @torch.no_grad()
 def evaluate(
-    model: torch.nn.Module,
+    model,
     loader: DataLoader,
     class_names: Sequence[str],
     device: torch.device | str = "cpu",
@@ -28,12 +28,18 @@ def evaluate(
 ) -> dict:
     """Detect on every batch of ``loader`` (images ``(B, 3, H, W)``, labels ``(B, M, 6)``, not shuffled).
 
+    ``model`` is an SSD or anything with its ``detect()``, such as :class:`multibox.deploy.OnnxDetector`.
+
     Returns ``{"mAP_voc07", "mAP_area", "ap_voc07", "ap_area", "images", "images_per_second"}`` plus the COCO
     numbers (``coco_AP``, ``coco_AP50`` ...) when ``coco`` is set, which needs ``image_sizes`` (``(w, h)`` per
     image in loader order) for COCO's area ranges.
     """
-    was_training = model.training
-    model.eval()
+    is_module = isinstance(
+        model, torch.nn.Module
+    )  # exported detectors (ONNX, TorchScript) have detect() only
+    was_training = is_module and model.training
+    if is_module:
+        model.eval()
     voc07 = VOCMetric(class_names, iou_threshold, use_07_metric=True)
     area = VOCMetric(class_names, iou_threshold, use_07_metric=False)
     coco_metric = None
@@ -66,7 +72,8 @@ def evaluate(
             coco_metric.update(detections, labels, image_sizes[seen : seen + len(images)])
         seen += len(images)
     elapsed = time.perf_counter() - start
-    model.train(was_training)
+    if is_module:
+        model.train(was_training)
     r07, rarea = voc07.compute(), area.compute()
     result = {
         "mAP_voc07": r07["mAP"],

@@ -16,6 +16,15 @@ def load_detector(
     checkpoint: str | Path, device: str | torch.device = "cpu"
 ) -> tuple[torch.nn.Module, list[str]]:
     """The SSD saved by ``multibox train`` (any epoch or best checkpoint), in eval mode, and its class names."""
+    model, class_names, _ = load_checkpoint_model(checkpoint, device)
+    return model, class_names
+
+
+def load_checkpoint_model(
+    checkpoint: str | Path, device: str | torch.device = "cpu"
+) -> tuple[torch.nn.Module, list[str], dict]:
+    """As :func:`load_detector`, plus the checkpoint's network description ``{"name", "num_classes",
+    "data_shape", "options"}``."""
     path = Path(checkpoint)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
@@ -27,7 +36,7 @@ def load_detector(
         network["name"], network["num_classes"], network["data_shape"], **network.get("options", {})
     )
     model.load_state_dict(state["model"])
-    return model.to(device).eval(), list(state["class_names"])
+    return model.to(device).eval(), list(state["class_names"]), dict(network)
 
 
 def read_image(path: str | Path) -> Image.Image:

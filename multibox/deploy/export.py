@@ -1,0 +1,115 @@
+"""``multibox export``: a training checkpoint -> one ONNX or TorchScript file + a JSON sidecar, checked."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from multibox import __version__
+from multibox.deploy.deployable import DeployableSSD, DetectionSettings
+from multibox.deploy.parity import Agreement, compare_detections
+
+FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript"}
+
+
+@dataclass
+class ExportResult:
+    """The written files and the check of the file against the PyTorch model."""
+
+    path: Path
+    sidecar: Path
+    metadata: dict
+    check: Agreement
+
+
+def _metadata(
+    network: dict, class_names: list[str], data_shape, settings, fmt, dynamic_batch, batch_size
+) -> dict:
+    return {
+        "multibox_version": __version__,
+        "format": fmt,
+        "network": network.get("name"),
+        "class_names": list(class_names),
+        "data_shape": [int(data_shape[0]), int(data_shape[1])],
+        "batch_size": None if dynamic_batch else int(batch_size),
+        "input": {
+            "name": "images",
+            "dtype": "uint8",
+            "layout": "NCHW",
+            "channels": "RGB",
+            "size": "any height and width; resized (bilinear) to data_shape inside",
+        },
+        "outputs": {
+            "boxes": "(N, K, 4) float32 x1 y1 x2 y2, normalised to 0..1 (multiply by image width/height)",
+            "scores": "(N, K) float32, descending; 0 on padding rows",
+            "classes": "(N, K) int64, index into class_names; -1 on padding rows",
+            "count": "(N,) int64, real rows per image (they come first)",
+        },
+        "detection": settings.to_dict(),
+    }
+
+
+def export_checkpoint(
+    checkpoint: str | Path,
+    format: str = "onnx",
+    *,
+    out: str | Path | None = None,
+    data_shape: int | tuple[int, int] | None = None,
+    dynamic_batch: bool = False,
+    batch_size: int = 1,
+    settings: DetectionSettings | None = None,
+) -> ExportResult:
+    """Export a ``multibox train`` checkpoint with preprocessing, softmax, decoding and NMS inside.
+
+    Writes ``out`` (default: next to the checkpoint, ``.onnx`` or ``.torchscript``) and ``<out>.json``,
+    then runs the file on a fixed random image batch and compares it with the same module in eager
+    PyTorch (:attr:`ExportResult.check`).
+    """
+    from multibox.engine.inference import load_checkpoint_model
+
+    if format not in FORMATS:
+        raise ValueError(f"format must be one of {sorted(FORMATS)}, got {format!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    model, class_names, network = load_checkpoint_model(checkpoint, "cpu")
+    if isinstance(data_shape, int):
+        data_shape = (data_shape, data_shape)
+    settings = settings or DetectionSettings()
+    path = Path(out) if out else Path(checkpoint).with_suffix(FORMATS[format])
+    reference = DeployableSSD(model, settings, data_shape).eval()
+    any_batch = dynamic_batch or format == "torchscript"  # a traced module takes any batch size
+    metadata = _metadata(network, class_names, reference.data_shape, settings, format, any_batch, batch_size)
+    if format == "onnx":
+        from multibox.deploy.onnx_detector import OnnxDetector
+        from multibox.deploy.onnx_export import export_onnx
+
+        deployable = DeployableSSD(model, settings, data_shape, onnx_nms=True)
+        export_onnx(deployable, path, dynamic_batch=dynamic_batch, batch_size=batch_size, metadata=metadata)
+        runner = OnnxDetector(path)
+    else:
+        from multibox.deploy.torchscript_detector import TorchScriptDetector
+        from multibox.deploy.torchscript_export import export_torchscript
+
+        export_torchscript(reference, path, metadata=metadata)
+        runner = TorchScriptDetector(path)
+    sidecar = path.with_name(path.name + ".json")
+    sidecar.write_text(json.dumps(metadata, indent=2) + "\n")
+    return ExportResult(path, sidecar, metadata, _check(reference, runner, batch_size, any_batch))
+
+
+def _check(reference: DeployableSSD, runner, batch_size: int, dynamic_batch: bool) -> Agreement:
+    """The exported file against eager PyTorch on smooth random images of an odd size."""
+    generator = torch.Generator().manual_seed(0)
+    count = 3 if dynamic_batch else batch_size
+    height, width = reference.data_shape
+    coarse = torch.rand((count, 3, 6, 8), generator=generator)
+    images = (
+        torch.nn.functional.interpolate(coarse, size=(height + 21, width + 35), mode="bilinear") * 255
+    ).to(torch.uint8)
+    with torch.no_grad():
+        boxes, scores, classes, _ = reference(images)
+    expected = torch.cat([classes.unsqueeze(-1).float(), scores.unsqueeze(-1), boxes], dim=-1).numpy()
+    return compare_detections(expected, runner.detect(images).numpy())
