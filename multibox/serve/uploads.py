@@ -1,0 +1,101 @@
+"""Uploaded images, read safely: the request body is capped as it streams, and the image type comes from its bytes.
+
+Nothing here trusts the client: a declared ``Content-Type`` is ignored (Pillow sniffs the real one from the
+bytes, and only JPEG, PNG and WebP decoders are tried), the pixel count is checked from the header before any
+decoding, and every decoding failure becomes an :class:`UploadError` carrying the HTTP status to answer with.
+"""
+
+from __future__ import annotations
+
+import io
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP")
+"""Pillow format names that are decoded; any other bytes are answered with 415."""
+
+
+class UploadError(Exception):
+    """An upload that cannot be served, with the HTTP status and the message for the client."""
+
+    def __init__(self, status_code: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status_code = status_code
+        self.detail = detail
+
+
+def decode_image(data: bytes, max_pixels: int) -> tuple[Image.Image, str]:
+    """The RGB image as displayed (EXIF orientation applied) and its real format (``"JPEG"``, ``"PNG"``, ``"WEBP"``).
+
+    Raises :class:`UploadError`: 415 for bytes that are not one of :data:`ALLOWED_FORMATS`, 413 for an image
+    over ``max_pixels`` (checked from the header, before decoding), 400 for truncated or corrupt image data.
+    """
+    if not data:
+        raise UploadError(400, "the uploaded file is empty")
+    try:
+        image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+    except Image.DecompressionBombError as error:
+        raise UploadError(413, f"image rejected as a decompression bomb: {error}") from error
+    except UnidentifiedImageError as error:
+        raise UploadError(415, "the upload is not a JPEG, PNG or WebP image") from error
+    except (OSError, SyntaxError, ValueError) as error:  # a recognised header that Pillow cannot parse
+        raise UploadError(400, f"the image is truncated or corrupt: {error}") from error
+    width, height = image.size
+    if width * height > max_pixels:
+        raise UploadError(
+            413,
+            f"image of {width}x{height} = {width * height:,} pixels is over the limit of {max_pixels:,} pixels",
+        )
+    if width == 0 or height == 0:
+        raise UploadError(400, f"the image is empty ({width}x{height} pixels)")
+    try:
+        image.load()
+        rgb = ImageOps.exif_transpose(image).convert("RGB")
+    except MemoryError:
+        raise
+    except Exception as error:  # truncated files, broken compressed streams, unsupported modes
+        raise UploadError(400, f"the {image.format} image is truncated or corrupt: {error}") from error
+    return rgb, image.format
+
+
+class BodyLimit:
+    """ASGI middleware that answers 413 to a request body over ``max_bytes`` without reading the rest of it.
+
+    A ``Content-Length`` over the limit is refused before a single byte of the body is read; a body without one
+    (chunked) is counted as it streams in and reading stops at the first chunk past the limit.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, detail: str | None = None) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.detail = detail or f"the request body is over the limit of {max_bytes:,} bytes"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                await JSONResponse({"detail": "invalid Content-Length header"}, 400)(scope, receive, send)
+                return
+            if int(declared) > self.max_bytes:
+                response = JSONResponse({"detail": self.detail}, 413, headers={"Connection": "close"})
+                await response(scope, receive, send)
+                return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    # An HTTPException passes through FastAPI's body parsing and becomes the 413 answer.
+                    raise HTTPException(413, self.detail, headers={"Connection": "close"})
+            return message
+
+        await self.app(scope, limited_receive, send)
