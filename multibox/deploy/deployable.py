@@ -82,8 +82,18 @@ class Postprocess(nn.Module):
     def nms_keep(
         self, boxes: torch.Tensor, scores: torch.Tensor, active: torch.Tensor, groups: torch.Tensor
     ) -> torch.Tensor:
-        """Survivors ``(B, P)`` of NMS over score-sorted candidates ``boxes (B, P, 4)`` within ``groups``."""
-        return greedy_nms_sorted(boxes, active, groups, self.nms_threshold)
+        """Survivors ``(B, P)`` of NMS over score-sorted candidates ``boxes (B, P, 4)`` within ``groups``.
+
+        The active candidates are a prefix of each row (scores descending, threshold), so the pairwise work is
+        cut to the longest prefix: a data-dependent size, fine in eager and TorchScript.
+        """
+        width = int(active.sum(dim=1).max()) if active.numel() > 0 else 0
+        keep = torch.zeros_like(active)
+        if width > 0:
+            keep[:, :width] = greedy_nms_sorted(
+                boxes[:, :width], active[:, :width], groups[:, :width], self.nms_threshold
+            )
+        return keep
 
     def forward(
         self, loc_preds: torch.Tensor, cls_preds: torch.Tensor
@@ -163,7 +173,8 @@ class DeployableSSD(nn.Module):
     """Preprocessing + SSD + :class:`Postprocess`: ``images (N, 3, H, W) uint8 RGB`` of any size ->
     ``boxes (N, K, 4)`` normalised corners, ``scores (N, K)``, ``classes (N, K)``, ``count (N,)``.
 
-    Images are resized (bilinear, as :meth:`multibox.model.SSD.predict`) to ``data_shape`` inside.
+    Images are resized to ``data_shape`` inside: bilinear with antialiasing, which is Pillow's bilinear
+    resize (the data loader's) within rounding, and exports to ONNX ``Resize(antialias=1)``.
     """
 
     def __init__(
@@ -184,6 +195,8 @@ class DeployableSSD(nn.Module):
         self.postprocess = make(anchors, model.num_classes, self.settings, VARIANCES)
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        x = F.interpolate(images.float(), size=self.data_shape, mode="bilinear", align_corners=False)
+        x = F.interpolate(
+            images.float(), size=self.data_shape, mode="bilinear", align_corners=False, antialias=True
+        )
         loc_preds, cls_preds = self.network(x / 255.0)
         return self.postprocess(loc_preds, cls_preds)

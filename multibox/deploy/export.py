@@ -40,7 +40,7 @@ def _metadata(
             "dtype": "uint8",
             "layout": "NCHW",
             "channels": "RGB",
-            "size": "any height and width; resized (bilinear) to data_shape inside",
+            "size": "any height and width; resized (bilinear, antialiased) to data_shape inside",
         },
         "outputs": {
             "boxes": "(N, K, 4) float32 x1 y1 x2 y2, normalised to 0..1 (multiply by image width/height)",

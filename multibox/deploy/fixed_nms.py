@@ -13,6 +13,9 @@ import torch
 def pairwise_suppression(boxes: torch.Tensor, iou_threshold: float) -> torch.Tensor:
     """``S[b, i, j]``: candidate ``i`` is earlier than ``j`` and overlaps it with IoU > ``iou_threshold``.
 
+    IoU > t is tested as ``inter * (1 + t) > t * (area_i + area_j)``, i.e. ``inter > t * union`` without a
+    division (a zero union never suppresses); in-place steps keep the ``(B, P, P)`` float buffers few.
+
     Args:
         boxes: ``(B, P, 4)`` corner boxes in descending score order.
 
@@ -20,17 +23,14 @@ def pairwise_suppression(boxes: torch.Tensor, iou_threshold: float) -> torch.Ten
         ``(B, P, P)`` bool.
     """
     x1, y1, x2, y2 = boxes.unbind(-1)  # (B, P) each
-    width = (
-        torch.minimum(x2.unsqueeze(2), x2.unsqueeze(1)) - torch.maximum(x1.unsqueeze(2), x1.unsqueeze(1))
-    ).clamp(min=0.0)
-    height = (
-        torch.minimum(y2.unsqueeze(2), y2.unsqueeze(1)) - torch.maximum(y1.unsqueeze(2), y1.unsqueeze(1))
-    ).clamp(min=0.0)
-    inter = width * height  # (B, P, P)
+    inter = torch.minimum(x2.unsqueeze(2), x2.unsqueeze(1))
+    inter.sub_(torch.maximum(x1.unsqueeze(2), x1.unsqueeze(1))).clamp_(min=0.0)
+    height = torch.minimum(y2.unsqueeze(2), y2.unsqueeze(1))
+    height.sub_(torch.maximum(y1.unsqueeze(2), y1.unsqueeze(1))).clamp_(min=0.0)
+    inter.mul_(height)  # (B, P, P)
     area = (x2 - x1) * (y2 - y1)  # (B, P)
-    union = area.unsqueeze(2) + area.unsqueeze(1) - inter
-    iou = torch.where(union > 0, inter / union.clamp(min=1e-12), torch.zeros_like(inter))
-    overlap = iou > iou_threshold  # ONNX NonMaxSuppression's rule
+    area_sum = (area.unsqueeze(2) + area.unsqueeze(1)).mul_(iou_threshold)  # t * (area_i + area_j)
+    overlap = inter.mul_(1.0 + iou_threshold) > area_sum
     num = boxes.shape[1]
     order = torch.arange(num, device=boxes.device)
     return overlap & (order.unsqueeze(1) < order.unsqueeze(0))

@@ -21,6 +21,7 @@ def export_torchscript(deployable: DeployableSSD, path: str | Path, *, metadata:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     deployable = copy.deepcopy(deployable).eval().cpu()  # the post-processing is replaced by its script
+    deployable.requires_grad_(False)  # an inference file: no autograd graph, whatever the caller's mode
     if type(deployable.postprocess).__name__ != "Postprocess":
         raise ValueError("TorchScript export needs a DeployableSSD built with onnx_nms=False")
     height, width = deployable.data_shape

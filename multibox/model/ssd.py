@@ -342,7 +342,11 @@ class SSD(nn.Module):
             images = torch.cat(
                 [
                     F.interpolate(
-                        _as_float(im)[None], size=self.data_shape, mode="bilinear", align_corners=False
+                        _as_float(im)[None],
+                        size=self.data_shape,
+                        mode="bilinear",
+                        align_corners=False,
+                        antialias=True,  # Pillow's bilinear resize, as the data loader's
                     )
                     for im in images
                 ]
