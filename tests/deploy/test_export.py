@@ -172,3 +172,20 @@ def test_bad_requests_are_clear_errors(bccd_checkpoint, tmp_path):
         DetectionSettings(nms_topk=-1)
     with pytest.raises(FileNotFoundError):
         OnnxDetector(Path(tmp_path / "missing.onnx"))
+
+
+def test_another_data_shape_uses_that_shapes_anchors(bccd_checkpoint, trained, bccd_test, tmp_path):
+    model, _ = trained
+    result = export_checkpoint(
+        bccd_checkpoint, "torchscript", out=tmp_path / "s192.torchscript", data_shape=192
+    )
+    assert result.metadata["data_shape"] == [192, 192] and result.check.ok
+    images = next(iter(bccd_test[1]))[0][:4]
+    resized = torch.nn.functional.interpolate(
+        images.float(), size=(192, 192), mode="bilinear", antialias=True
+    )
+    resized = resized.round().clamp(0, 255).to(torch.uint8)
+    with torch.no_grad():
+        reference = model.detect(resized, per_class=True, threshold=0.01).numpy()  # anchors for 192 x 192
+    got = TorchScriptDetector(result.path).detect(resized).numpy()
+    assert compare_detections(reference, got, 1e-5, 1e-5).ok
