@@ -70,6 +70,12 @@ def _add_run_commands(sub: argparse._SubParsersAction) -> None:
     )
     evaluate.add_argument("--force-suppress", action="store_true", help="NMS across classes")
     evaluate.add_argument("--coco", action="store_true", help="also COCO AP (needs pycocotools)")
+    evaluate.add_argument(
+        "--coco-results",
+        metavar="FILE",
+        help="write the detections as COCO results JSON (the dataset's own image and category ids for COCO "
+        "files); implies --coco",
+    )
     evaluate.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
 
     detect = sub.add_parser("detect", help="draw detections on images and write them as JSON")
@@ -202,7 +208,16 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _source_ids(dataset) -> list[int] | None:
+    """The dataset's own image ids (COCO files) when every image has a distinct one."""
+    ids = [r.source_id for r in dataset.records]
+    if any(i is None for i in ids) or len(set(ids)) != len(ids):
+        return None
+    return ids
+
+
 def _evaluate(args: argparse.Namespace) -> int:
+    import json
     from pathlib import Path
 
     from multibox.data import check_dataset, clean_for_training, load_dataset, make_loader
@@ -232,7 +247,9 @@ def _evaluate(args: argparse.Namespace) -> int:
         per_class=not args.mxnet_detection,
         force_suppress=args.force_suppress,
         image_sizes=[(r.width, r.height) for r in dataset.records],
-        coco=args.coco,
+        coco=args.coco or bool(args.coco_results),
+        image_ids=_source_ids(dataset),
+        category_ids=dataset.category_ids,
         progress=True,
     )
     print(result["table"])
@@ -240,8 +257,18 @@ def _evaluate(args: argparse.Namespace) -> int:
         f"mAP VOC07 {result['mAP_voc07']:.4f}  VOC area {result['mAP_area']:.4f}  "
         f"({result['images']} images, {result['images_per_second']:.1f} img/s)"
     )
-    if args.coco:
-        print("COCO " + "  ".join(f"{k[5:]} {v:.4f}" for k, v in result.items() if k.startswith("coco_")))
+    if args.coco or args.coco_results:
+        print(
+            "COCO "
+            + "  ".join(
+                f"{k[5:]} {v:.4f}" for k, v in result.items() if k.startswith("coco_") and k != "coco_results"
+            )
+        )
+    if args.coco_results:
+        path = Path(args.coco_results)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result["coco_results"]))
+        print(f"{len(result['coco_results'])} detections in COCO results format: {path}")
     return 0
 
 

@@ -24,6 +24,7 @@ class DetectionRecord:
         labels: ``(K,)`` int64 class ids (0-based, no background).
         difficult: ``(K,)`` bool, VOC ``difficult`` flags (ignored by VOC evaluation, used in training).
         crowd: ``(K,)`` bool, COCO ``iscrowd`` regions (ignored in training and evaluation by default).
+        source_id: the dataset's own numeric image id (COCO ``id``), kept so results can name it.
     """
 
     image_id: str
@@ -34,6 +35,7 @@ class DetectionRecord:
     labels: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.int64))
     difficult: np.ndarray | None = None
     crowd: np.ndarray | None = None
+    source_id: int | None = None
 
     def __post_init__(self) -> None:
         self.boxes = np.asarray(self.boxes, dtype=np.float32).reshape(-1, 4)
@@ -71,12 +73,16 @@ class Problem:
 
 @dataclass
 class DetectionDataset:
-    """A list of records plus the class names they index, and problems met while reading."""
+    """A list of records plus the class names they index, and problems met while reading.
+
+    ``category_ids`` maps a class index to the dataset's own category id (COCO), when it has one.
+    """
 
     records: list[DetectionRecord]
     class_names: list[str]
     name: str = ""
     problems: list[Problem] = field(default_factory=list)
+    category_ids: list[int] | None = None
 
     def __len__(self) -> int:
         return len(self.records)

@@ -216,7 +216,9 @@ def clean_for_training(
             )
         )
     skipped = len(dataset.records) - len(records)
-    cleaned = DetectionDataset(records, dataset.class_names, dataset.name, dataset.problems)
+    cleaned = DetectionDataset(
+        records, dataset.class_names, dataset.name, dataset.problems, category_ids=dataset.category_ids
+    )
     summary = (
         f"{dataset.name or 'dataset'}: {len(records)} images, {cleaned.num_objects} boxes; "
         f"dropped {dropped} bad boxes, clipped {clipped} boxes to the image, "

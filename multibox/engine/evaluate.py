@@ -24,6 +24,8 @@ def evaluate(
     force_suppress: bool = False,
     image_sizes: Sequence[tuple[int, int]] | None = None,
     coco: bool = False,
+    image_ids: Sequence[int] | None = None,
+    category_ids: Sequence[int] | None = None,
     progress: bool = False,
 ) -> dict:
     """Detect on every batch of ``loader`` (images ``(B, 3, H, W)``, labels ``(B, M, 6)``, not shuffled).
@@ -32,7 +34,8 @@ def evaluate(
 
     Returns ``{"mAP_voc07", "mAP_area", "ap_voc07", "ap_area", "images", "images_per_second"}`` plus the COCO
     numbers (``coco_AP``, ``coco_AP50`` ...) when ``coco`` is set, which needs ``image_sizes`` (``(w, h)`` per
-    image in loader order) for COCO's area ranges.
+    image in loader order) for COCO's area ranges, and then also ``coco_results``: the detections in COCO's
+    results format, under the dataset's own ``image_ids`` and ``category_ids`` when given (COCO files).
     """
     is_module = isinstance(
         model, torch.nn.Module
@@ -48,7 +51,7 @@ def evaluate(
 
         if image_sizes is None:
             raise ValueError("COCO evaluation needs image_sizes")
-        coco_metric = COCOMetric(class_names)
+        coco_metric = COCOMetric(class_names, category_ids=category_ids)
     batches = loader
     if progress:
         import sys
@@ -69,7 +72,8 @@ def evaluate(
         voc07.update(detections, labels)
         area.update(detections, labels)
         if coco_metric is not None:
-            coco_metric.update(detections, labels, image_sizes[seen : seen + len(images)])
+            ids = None if image_ids is None else image_ids[seen : seen + len(images)]
+            coco_metric.update(detections, labels, image_sizes[seen : seen + len(images)], ids)
         seen += len(images)
     elapsed = time.perf_counter() - start
     if is_module:
@@ -86,4 +90,5 @@ def evaluate(
     }
     if coco_metric is not None:
         result.update({f"coco_{k}": v for k, v in coco_metric.compute().items()})
+        result["coco_results"] = coco_metric.results()
     return result

@@ -76,21 +76,36 @@ def read_coco(
                 np.array([r[0] for r in rows], np.float32).reshape(-1, 4),
                 [r[1] for r in rows],
                 crowd=[r[2] for r in rows],
+                source_id=int(img["id"]) if isinstance(img["id"], int) else None,
             )
         )
-    return DetectionDataset(records, names, name=annotation_file.stem, problems=problems)
+    category_of_name = {c["name"]: c["id"] for c in categories}
+    category_ids = [category_of_name.get(name) for name in names]
+    return DetectionDataset(
+        records,
+        names,
+        name=annotation_file.stem,
+        problems=problems,
+        category_ids=category_ids if all(isinstance(c, int) for c in category_ids) else None,
+    )
 
 
 def write_coco(
     dataset: DetectionDataset, annotation_file: str | Path, image_dir: str | Path | None = None
 ) -> Path:
-    """Write ``dataset`` as COCO JSON: categories 1..C in class order; images placed in ``image_dir``."""
+    """Write ``dataset`` as COCO JSON: categories 1..C in class order and images 1..N, or the ids the dataset
+    came with (read from COCO); images placed in ``image_dir``."""
     from multibox.data.formats.export_images import place_image
 
     annotation_file = Path(annotation_file)
     annotation_file.parent.mkdir(parents=True, exist_ok=True)
     images, annotations = [], []
+    source_ids = [r.source_id for r in dataset.records]
+    keep_ids = None not in source_ids and len(set(source_ids)) == len(source_ids)  # a COCO file's own ids
+    category_ids = dataset.category_ids or list(range(1, len(dataset.class_names) + 1))
     for image_number, record in enumerate(dataset.records, start=1):
+        if keep_ids:
+            image_number = record.source_id
         file_name = Path(record.image).name if not callable(record.image) else f"{record.image_id}.jpg"
         if image_dir is not None:
             file_name = place_image(record, Path(image_dir)).name
@@ -103,13 +118,13 @@ def write_coco(
                 {
                     "id": len(annotations) + 1,
                     "image_id": image_number,
-                    "category_id": int(label) + 1,
+                    "category_id": category_ids[int(label)],
                     "bbox": [x1, y1, x2 - x1, y2 - y1],
                     "area": max(0.0, x2 - x1) * max(0.0, y2 - y1),
                     "iscrowd": int(crowd),
                 }
             )
-    categories = [{"id": i + 1, "name": name} for i, name in enumerate(dataset.class_names)]
+    categories = [{"id": category_ids[i], "name": name} for i, name in enumerate(dataset.class_names)]
     content = {"images": images, "annotations": annotations, "categories": categories}
     annotation_file.write_text(json.dumps(content), encoding="utf-8")
     return annotation_file
