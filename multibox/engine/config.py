@@ -27,7 +27,7 @@ class TrainConfig:
         default_factory=dict
     )  # TrainAugmentation keywords (expand_prob, crop_prob, ...)
     # optimisation
-    optimizer: str = "sgd"  # sgd | adamw
+    optimizer: str = "sgd"  # sgd | sgd_mxnet (lr inside the momentum buffer, as the original) | adamw
     lr: float = 0.002
     scale_lr: bool = False  # lr * global_batch / 32
     momentum: float = 0.9

@@ -54,9 +54,13 @@ def build_optimizer(
         raise ValueError("no trainable parameters (is everything frozen?)")
     if name == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=momentum)
+    if name == "sgd_mxnet":
+        from multibox.engine.mxnet_sgd import MXNetSGD
+
+        return MXNetSGD(groups, lr=lr, momentum=momentum)
     if name == "adamw":
         return torch.optim.AdamW(groups, lr=lr)
-    raise ValueError(f"unknown optimizer {name!r}; choose sgd or adamw")
+    raise ValueError(f"unknown optimizer {name!r}; choose sgd, sgd_mxnet or adamw")
 
 
 def lr_multiplier(
