@@ -32,12 +32,21 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from multibox.data import load_dataset, make_loader  # noqa: E402
-from multibox.engine.config import TrainConfig  # noqa: E402
+from multibox.engine.config import TrainConfig, load_config  # noqa: E402
 from multibox.engine.metrics import VOCMetric  # noqa: E402
 from multibox.engine.train import train  # noqa: E402
 
 
-def run_multibox(data: str, budget: float, batch: int, pretrained: bool, out: Path, network: str) -> dict:
+def run_multibox(
+    data: str,
+    budget: float,
+    batch: int,
+    pretrained: bool,
+    out: Path,
+    network: str,
+    expand_prob: float = 0.5,
+    overrides: list[str] | None = None,
+) -> dict:
     config = TrainConfig(
         train_data=data,
         train_split="train",
@@ -52,10 +61,12 @@ def run_multibox(data: str, budget: float, batch: int, pretrained: bool, out: Pa
         warmup_epochs=1,
         batch_size=batch,
         freeze=None,
+        augmentation={"expand_prob": expand_prob},
         resume="none",
         tensorboard=False,
         out_dir=str(out),
     )
+    config = load_config(None, overrides, **config.to_dict())
     # Calibrate: seconds per epoch from a one-epoch run, then size the schedule to the budget.
     probe = time.perf_counter()
     train(config.replace(epochs=1, val_split=None, out_dir=str(out / "probe")))
@@ -171,6 +182,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "train_bccd"))
     parser.add_argument("--only", nargs="*", choices=("pretrained", "scratch", "mbv3", "torchvision"))
+    parser.add_argument(
+        "--expand-prob", type=float, default=0.5, help="multibox zoom-out probability (0.5: the original's)"
+    )
+    parser.add_argument(
+        "--set", nargs="*", default=[], metavar="KEY=VALUE", help="multibox TrainConfig overrides"
+    )
     args = parser.parse_args()
     torch.manual_seed(0)
     out = Path(args.out)
@@ -182,7 +199,13 @@ def main() -> None:
         else:
             network = "mobilenet_v3_large" if name == "mbv3" else "efficientnet_lite0"
             results[name] = run_multibox(
-                args.data, args.budget, args.batch, name == "pretrained", out / name, network
+                args.data,
+                args.budget,
+                args.batch,
+                name == "pretrained",
+                out / name,
+                network,
+                args.expand_prob,
             )
         print(f"{name}: {json.dumps(results[name])}", flush=True)
     machine = f"{torch.get_num_threads()} threads, torch {torch.__version__}"

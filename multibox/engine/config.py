@@ -53,6 +53,9 @@ class TrainConfig:
     nms_threshold: float = 0.45
     nms_topk: int = 400
     per_class_detection: bool = True
+    precise_bn_batches: int = (
+        16  # training batches that recompute BatchNorm statistics before evaluating (0: off)
+    )
     # run
     out_dir: str = "runs/train"
     resume: str | None = "auto"  # auto | PATH | none

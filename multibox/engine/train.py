@@ -19,6 +19,7 @@ from multibox.engine.config import TrainConfig
 from multibox.engine.distributed import DistributedContext
 from multibox.engine.evaluate import evaluate
 from multibox.engine.optim import DEFAULT_FREEZE, build_optimizer, freeze_parameters, lr_multiplier
+from multibox.engine.precise_bn import recompute_batchnorm_statistics
 from multibox.engine.train_metrics import MultiBoxMetric
 from multibox.model import build_ssd
 from multibox.ops import smooth_l1
@@ -226,6 +227,13 @@ def train(config: TrainConfig) -> TrainResult:
     started = time.perf_counter()
     last_checkpoint = checkpointer.latest()
     stop = False
+
+    def prepare_images(images: torch.Tensor) -> torch.Tensor:
+        images = images.to(device, non_blocking=True)
+        if config.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return images
+
     for epoch in range(start_epoch, config.epochs):
         loader.sampler.set_epoch(epoch)
         order = [index for index, _ in loader.sampler]
@@ -245,10 +253,8 @@ def train(config: TrainConfig) -> TrainResult:
             )
         seen = 0
         for batch_index, (images, labels) in enumerate(batches):
-            images = images.to(device, non_blocking=True)
+            images = prepare_images(images)
             labels = labels.to(device, non_blocking=True)
-            if config.channels_last:
-                images = images.contiguous(memory_format=torch.channels_last)
             with autocast:
                 out = train_model(images, labels)
             loss = out["loss"]
@@ -319,7 +325,11 @@ def train(config: TrainConfig) -> TrainResult:
         time_up = config.time_limit is not None and time.perf_counter() - started >= config.time_limit
         last_epoch = epoch + 1 == config.epochs or stop or time_up
         evaluated = None
-        if val_loader is not None and ((epoch + 1) % config.val_interval == 0 or last_epoch):
+        will_evaluate = val_loader is not None and ((epoch + 1) % config.val_interval == 0 or last_epoch)
+        if config.precise_bn_batches > 0 and (will_evaluate or last_epoch):
+            # running BatchNorm averages lag behind fast-moving weights: recompute them (precise_bn.py)
+            recompute_batchnorm_statistics(model, loader, config.precise_bn_batches, prepare_images)
+        if will_evaluate:
             evaluated = evaluate(
                 model,
                 val_loader,
