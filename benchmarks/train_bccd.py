@@ -69,7 +69,7 @@ def run_multibox(
     config = load_config(None, overrides, **config.to_dict())
     # Calibrate: seconds per epoch from a one-epoch run, then size the schedule to the budget.
     probe = time.perf_counter()
-    train(config.replace(epochs=1, val_split=None, out_dir=str(out / "probe")))
+    train(config.replace(epochs=1, val_split=None, precise_bn_batches=0, out_dir=str(out / "probe")))
     epoch_seconds = time.perf_counter() - probe
     epochs = max(1, math.floor(budget / epoch_seconds))
     start = time.perf_counter()
