@@ -208,14 +208,6 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _source_ids(dataset) -> list[int] | None:
-    """The dataset's own image ids (COCO files) when every image has a distinct one."""
-    ids = [r.source_id for r in dataset.records]
-    if any(i is None for i in ids) or len(set(ids)) != len(ids):
-        return None
-    return ids
-
-
 def _evaluate(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
@@ -248,7 +240,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         force_suppress=args.force_suppress,
         image_sizes=[(r.width, r.height) for r in dataset.records],
         coco=args.coco or bool(args.coco_results),
-        image_ids=_source_ids(dataset),
+        image_ids=dataset.source_ids(),
         category_ids=dataset.category_ids,
         progress=True,
     )

@@ -93,3 +93,10 @@ class DetectionDataset:
     @property
     def num_objects(self) -> int:
         return sum(r.num_objects for r in self.records)
+
+    def source_ids(self) -> list[int] | None:
+        """The images' own numeric ids (COCO files) when every image has a distinct one, else ``None``."""
+        ids = [r.source_id for r in self.records]
+        if None in ids or len(set(ids)) != len(ids):
+            return None
+        return ids

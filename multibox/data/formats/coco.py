@@ -100,12 +100,9 @@ def write_coco(
     annotation_file = Path(annotation_file)
     annotation_file.parent.mkdir(parents=True, exist_ok=True)
     images, annotations = [], []
-    source_ids = [r.source_id for r in dataset.records]
-    keep_ids = None not in source_ids and len(set(source_ids)) == len(source_ids)  # a COCO file's own ids
+    image_ids = dataset.source_ids() or range(1, len(dataset.records) + 1)  # a COCO file's own ids, kept
     category_ids = dataset.category_ids or list(range(1, len(dataset.class_names) + 1))
-    for image_number, record in enumerate(dataset.records, start=1):
-        if keep_ids:
-            image_number = record.source_id
+    for image_number, record in zip(image_ids, dataset.records, strict=True):
         file_name = Path(record.image).name if not callable(record.image) else f"{record.image_id}.jpg"
         if image_dir is not None:
             file_name = place_image(record, Path(image_dir)).name
