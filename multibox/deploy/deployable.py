@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from multibox.deploy.fixed_nms import greedy_nms_sorted
+from multibox.ops.detection import max_with_first_index
 
 
 @dataclass(frozen=True)
@@ -111,9 +112,7 @@ class Postprocess(nn.Module):
                 classes = torch.gather(classes, 1, order)
             groups = torch.zeros_like(classes)
         else:  # the original's decoding: the best foreground class of each anchor
-            best = foreground.amax(dim=1)  # (N, A)
-            rank = torch.arange(self.num_classes, 0, -1, device=boxes.device).view(1, -1, 1)
-            best_class = self.num_classes - ((foreground == best.unsqueeze(1)).long() * rank).amax(dim=1)
+            best, best_class = max_with_first_index(foreground)  # (N, A) each, as multibox_detection
             key = torch.where(best >= self.threshold, best, torch.full_like(best, -1.0))
             scores, anchor = key.topk(self.topk, dim=1)  # (N, T)
             classes = torch.gather(best_class, 1, anchor)
