@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from multibox.deploy.detector import Detections
+from multibox.engine.inference import resize_for_network
 
 
 class ExportedDetector:
@@ -89,15 +90,11 @@ class ExportedDetector:
     def predict(self, images: Sequence[Image.Image], threshold: float = 0.5) -> list[Detections]:
         """Detections with score >= ``threshold`` per image, in its pixels; images are resized to the
         network input with PIL (as :func:`multibox.engine.inference.detect_images`) and run in batches."""
-        height, width = self.data_shape
         step = self.batch_size or 8
         results = []
         for start in range(0, len(images), step):
             chunk = images[start : start + step]
-            batch = np.stack(
-                [np.asarray(im.convert("RGB").resize((width, height), Image.BILINEAR)) for im in chunk]
-            ).transpose(0, 3, 1, 2)
-            boxes, scores, classes, count = self._run_any_batch(np.ascontiguousarray(batch))
+            boxes, scores, classes, count = self._run_any_batch(resize_for_network(chunk, self.data_shape))
             for i, image in enumerate(chunk):
                 k = int(count[i])
                 keep = scores[i, :k] >= threshold

@@ -45,6 +45,17 @@ def read_image(path: str | Path) -> Image.Image:
         return ImageOps.exif_transpose(image).convert("RGB")
 
 
+def resize_for_network(images: Sequence[Image.Image], data_shape: tuple[int, int]) -> np.ndarray:
+    """``(N, 3, H, W)`` uint8: each image made RGB and force-resized to ``data_shape`` with Pillow's bilinear
+    filter, as the validation loader does."""
+    height, width = data_shape
+    resized = [
+        np.asarray((im if im.mode == "RGB" else im.convert("RGB")).resize((width, height), Image.BILINEAR))
+        for im in images
+    ]
+    return np.ascontiguousarray(np.stack(resized).transpose(0, 3, 1, 2))
+
+
 @torch.no_grad()
 def detect_images(
     model: torch.nn.Module,
@@ -58,16 +69,10 @@ def detect_images(
 
     Images are force-resized to the network input (as in training); ``threshold`` is the minimum score.
     """
-    height, width = model.data_shape
     results = []
     for start in range(0, len(images), batch_size):
         chunk = images[start : start + batch_size]
-        batch = torch.stack(
-            [
-                torch.from_numpy(np.array(im.resize((width, height), Image.BILINEAR))).permute(2, 0, 1)
-                for im in chunk
-            ]
-        ).to(device)
+        batch = torch.from_numpy(resize_for_network(chunk, model.data_shape)).to(device)
         options = {"per_class": True, "threshold": threshold} | detect_options
         detections = model.detect(batch, **options).cpu().numpy()  # (B, K, 6)
         for im, det in zip(chunk, detections, strict=True):
