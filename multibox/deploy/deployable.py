@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from multibox.deploy.fixed_nms import greedy_nms_sorted
-from multibox.ops.detection import max_with_first_index
+from multibox.ops.first_max import max_with_first_index
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ import torch
 
 from multibox.ops._checks import as_anchor_matrix, check_rank
 from multibox.ops.boxes import decode_boxes
+from multibox.ops.first_max import max_with_first_index
 from multibox.ops.nms import greedy_nms
 
 
@@ -26,19 +27,6 @@ def _check_inputs(cls_prob: torch.Tensor, loc_pred: torch.Tensor, anchors: torch
     if tuple(loc_pred.shape) != expected:
         raise ValueError(f"loc_pred must have shape {expected}, got {tuple(loc_pred.shape)}")
     return anchors, loc_pred.reshape(n, num_anchors, 4)
-
-
-def max_with_first_index(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Max over dim 1 of ``(N, C, A)`` and the index of its first occurrence, ``(N, A)`` each.
-
-    Same result as ``argmax``, several times faster on CPU than reducing the strided class axis with it.
-    """
-    num_classes = values.shape[1]
-    best = values.amax(dim=1)  # (N, A)
-    rank_dtype = torch.uint8 if num_classes < 256 else torch.int32
-    reversed_rank = torch.arange(num_classes, 0, -1, dtype=rank_dtype, device=values.device).view(1, -1, 1)
-    first = num_classes - ((values == best.unsqueeze(1)) * reversed_rank).amax(dim=1).long()
-    return best, first
 
 
 def _decode(anchors, offsets, variances, clip):

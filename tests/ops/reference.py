@@ -46,3 +46,31 @@ def per_class_detection(prob, boxes, threshold, nms_threshold, topk, max_detecti
         ):
             kept.append((cls, score, a))
     return kept[:max_detections]
+
+
+def match_anchors(anchors: np.ndarray, gts: np.ndarray, overlap_threshold: float) -> list[int]:
+    """The CPU kernel's matching for one image: the ground-truth index of every anchor, -1 when unmatched.
+
+    Greedy bipartite (the largest remaining IoU above 1e-6 first; ties: lower anchor, then lower ground
+    truth), then every other anchor whose first-best IoU is strictly above ``overlap_threshold``.
+    """
+    iou = [[iou32(a, g) for g in gts] for a in anchors]
+    matched = [-1] * len(anchors)
+    gt_taken = [False] * len(gts)
+    for _ in range(len(gts)):
+        best, pair = np.float32(1e-6), None
+        for a in range(len(anchors)):
+            if matched[a] >= 0:
+                continue
+            for g in range(len(gts)):
+                if not gt_taken[g] and iou[a][g] > best:
+                    best, pair = iou[a][g], (a, g)
+        if pair is None:
+            break
+        matched[pair[0]], gt_taken[pair[1]] = pair[1], True
+    for a in range(len(anchors)):
+        if matched[a] < 0 and len(gts):
+            g = int(np.argmax(iou[a]))  # first maximum
+            if iou[a][g] > np.float32(overlap_threshold):
+                matched[a] = g
+    return matched

@@ -202,3 +202,29 @@ def test_bad_shapes_raise():
         multibox_target(anchors, labels, torch.zeros(4, 1))
     with pytest.raises(ValueError, match="batch size 1"):
         multibox_target(anchors.expand(2, 1, 4), labels, torch.zeros(1, 4, 1))
+
+
+def test_matching_equals_a_plain_loop_for_mixed_ground_truth_counts():
+    # One batch mixing images without ground truth, with a few boxes and with more than 255 (the blocks of
+    # images sorted by count, and the first-maximum search past uint8 weights), against the plain loop.
+    from tests.ops.reference import match_anchors
+
+    rng = np.random.default_rng(7)
+    centres = rng.uniform(0.1, 0.9, (48, 2))
+    sizes = rng.uniform(0.05, 0.5, (48, 2))
+    anchors = np.concatenate([centres - sizes / 2, centres + sizes / 2], axis=1).astype(np.float32)
+    counts = [0, 3, 260, 1, 0, 17]
+    labels = np.full((len(counts), max(counts), 5), -1.0, np.float32)
+    for i, count in enumerate(counts):
+        corner = rng.uniform(0.0, 0.7, (count, 2))
+        extent = rng.uniform(0.02, 0.3, (count, 2))
+        labels[i, :count, 0] = rng.integers(0, 5, count)
+        labels[i, :count, 1:3], labels[i, :count, 3:5] = corner, corner + extent
+    _, loc_mask, cls_target = multibox_target(
+        torch.from_numpy(anchors), torch.from_numpy(labels), torch.zeros(len(counts), 6, len(anchors))
+    )
+    for i, count in enumerate(counts):
+        matched = match_anchors(anchors, labels[i, :count, 1:5], 0.5)
+        expected = [labels[i, g, 0] + 1 if g >= 0 else (0.0 if count else -1.0) for g in matched]
+        assert cls_target[i].tolist() == expected, f"image {i} with {count} boxes"
+        assert loc_mask[i].view(-1, 4)[:, 0].tolist() == [float(g >= 0) for g in matched]
