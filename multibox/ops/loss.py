@@ -57,9 +57,10 @@ def multibox_loss(
     image_index, anchor_index = (target != -1).nonzero(as_tuple=True)
     picked = cls_preds[image_index, :, anchor_index].float()  # (P, C+1)
     cls_sum = F.cross_entropy(picked, target[image_index, anchor_index], reduction="sum")
-    loc_preds = loc_preds.reshape(n, num_anchors * 4)
-    mask = loc_mask != 0
-    diff = loc_mask[mask].float() * (loc_preds[mask].float() - loc_target[mask].float())  # positives only
+    # Only the masked elements (the positives' offsets) can be non-zero: find them once, gather three times.
+    where = (loc_mask.reshape(-1) != 0).nonzero().squeeze(1)
+    picked_mask, picked_target = loc_mask.reshape(-1)[where].float(), loc_target.reshape(-1)[where].float()
+    diff = picked_mask * (loc_preds.reshape(-1)[where].float() - picked_target)
     loc_elements = smooth_l1(diff)
     loc_sum = loc_elements.sum()
     if normalization == "valid":

@@ -21,8 +21,9 @@ def _suppression_block(
     Args:
         row_boxes: ``(B, R, 4)`` rows ``0..R-1``; col_boxes: ``(B, Q, 4)``; same_group: ``(B, R, Q)`` bool.
     """
-    rx1, ry1, rx2, ry2 = (row_boxes[..., i].unsqueeze(2) for i in range(4))  # (B, R, 1)
-    cx1, cy1, cx2, cy2 = (col_boxes[..., i].unsqueeze(1) for i in range(4))  # (B, 1, Q)
+    # contiguous coordinate planes: broadcasting stride-4 columns is several times slower on CPU
+    rx1, ry1, rx2, ry2 = (c.unsqueeze(2) for c in row_boxes.movedim(-1, 0).contiguous())  # (B, R, 1)
+    cx1, cy1, cx2, cy2 = (c.unsqueeze(1) for c in col_boxes.movedim(-1, 0).contiguous())  # (B, 1, Q)
     inter = torch.minimum(rx2, cx2)
     inter.sub_(torch.maximum(rx1, cx1)).clamp_(min=0)
     height = torch.minimum(ry2, cy2)
