@@ -91,19 +91,28 @@ def multibox_detection(
     )
 
 
+def _descending_key(values: torch.Tensor, index: torch.Tensor, width: int) -> torch.Tensor:
+    """int64 keys ordering float32 ``values`` descending, equal values by ascending ``index < width``: the
+    value's bits made monotone in the high word, the reversed index in the low word (so keys are unique)."""
+    bits = values.float().contiguous().view(torch.int32)
+    monotone = torch.where(bits < 0, bits ^ 0x7FFFFFFF, bits).long()  # same order as the floats
+    return (monotone << 32) | (width - 1 - index)
+
+
 def _stable_top_order(key: torch.Tensor, k: int) -> torch.Tensor:
     """Indices of the ``k`` largest entries of ``key (N, A)``, descending, ties in index order: ``(N, k)``.
 
-    Equals ``sort(key, descending=True, stable=True)[:, :k]``; a top-k plus a sort of ``k`` entries is much
-    cheaper than the full sort, which is only needed when ties straddle the k-th place.
+    Equals ``sort(key, descending=True, stable=True)[:, :k]``; an unsorted top-k plus one sort of ``k``
+    unique integer keys is much cheaper than the full stable sort, which is only needed when ties straddle
+    the k-th place.
     """
-    if k >= key.shape[1]:
+    width = key.shape[1]
+    if k >= width:
         return torch.sort(key, dim=1, descending=True, stable=True).indices
-    top_values, top_index = torch.topk(key, k, dim=1)
-    if not bool(((key >= top_values[:, -1:]).sum(1) == k).all()):
+    top_values, top_index = torch.topk(key, k, dim=1, sorted=False)
+    if not bool(((key >= top_values.amin(dim=1, keepdim=True)).sum(1) == k).all()):
         return torch.sort(key, dim=1, descending=True, stable=True).indices[:, :k]
-    top_index = torch.sort(top_index, dim=1).values  # index order, then a stable sort by score
-    order = torch.sort(torch.gather(key, 1, top_index), dim=1, descending=True, stable=True).indices
+    order = torch.sort(_descending_key(top_values, top_index, width), dim=1, descending=True).indices
     return torch.gather(top_index, 1, order)
 
 
@@ -137,12 +146,12 @@ def _detect_mxnet(
     compact_boxes = _decode(compact_anchors, compact_offsets, variances, clip)  # (N, V, 4)
     out[:, :width, 1] = torch.where(filled, compact_score, -1.0)
     out[:, :width, 2:] = torch.where(filled.unsqueeze(-1), compact_boxes, -1.0)
-    rows = torch.arange(n, device=device).unsqueeze(1)
 
     def class_of(positions: torch.Tensor) -> torch.Tensor:
         """Foreground class (first maximum) of the compacted rows at ``positions (N, K)``."""
-        picked = foreground[rows, :, torch.gather(safe_anchor, 1, positions)]  # (N, K, C)
-        return max_with_first_index(picked.transpose(1, 2).float())[1].float()
+        anchor = torch.gather(safe_anchor, 1, positions)  # (N, K)
+        picked = torch.gather(foreground, 2, anchor.unsqueeze(1).expand(-1, foreground.shape[1], -1))
+        return max_with_first_index(picked.float())[1].float()  # of (N, C, K)
 
     if not 0 < nms_threshold <= 1:  # no sorting, no suppression: valid rows in anchor order
         everything = torch.arange(width, device=device).expand(n, -1)

@@ -76,14 +76,27 @@ def test_no_two_kept_rows_of_a_group_overlap(seed, k, num_groups):
             assert bool((box_iou(boxes[i, j : j + 1], boxes[i, earlier]) >= 0.45).any())
 
 
-def test_packed_and_dense_paths_agree():
-    # Many groups -> packed per-group matrices; one group -> the dense matrix. Same answer as the loop.
-    for num_groups in (1, 40):
+def test_group_sorted_and_blocked_paths_agree_with_the_loop():
+    # One group -> pairs block by block over all rows; several -> rows sorted by group, pairs per group.
+    for num_groups in (1, 2, 40):
         boxes, groups, active = _random_case(7, 4, 300, num_groups, spread=0.5)
         keep = greedy_nms(boxes, groups, active, 0.4)
         for i in range(4):
             expected = sequential_nms(boxes[i].numpy(), groups[i].numpy(), active[i].numpy(), 0.4)
             assert np.array_equal(keep[i].numpy(), expected)
+
+
+def test_a_suppression_chain_as_long_as_the_input_is_resolved_greedily():
+    # Boxes 0.03 wide, 0.01 apart: IoU 0.5 with each neighbour, 0.2 two apart. Greedily every other box
+    # survives; the fixed point needs one round per link of the chain.
+    k = 150
+    left = torch.arange(k, dtype=torch.float32) * 0.01
+    one_line = torch.stack([left, torch.zeros(k), left + 0.03, torch.ones(k)], dim=1)
+    boxes = torch.stack([one_line, one_line])
+    groups = torch.stack([torch.zeros(k, dtype=torch.long), torch.arange(k) // 100])  # 1 group; 2 groups
+    keep = greedy_nms(boxes, groups, torch.ones(2, k, dtype=torch.bool), 0.45)
+    assert keep[0].tolist() == [i % 2 == 0 for i in range(k)]
+    assert keep[1].tolist() == [i % 2 == 0 for i in range(100)] + [i % 2 == 0 for i in range(k - 100)]
 
 
 def test_inputs_that_require_grad_are_accepted():
