@@ -126,43 +126,50 @@ def _detect_mxnet(
     valid = score >= threshold
 
     # Valid anchors compacted to the front in anchor order (only they are decoded, as the original).
-    slot = valid.long().cumsum(1) - 1  # (N, A)
-    valid_count = slot[:, -1:] + 1  # (N, 1)
+    valid_count = valid.sum(1, keepdim=True)  # (N, 1)
     width = int(valid_count.max()) if n else 0
     out = torch.full((n, num_anchors, 6), -1.0, device=device)
     if width == 0:
         return out
-    compact_anchor = torch.full((n, width), num_anchors, dtype=torch.long, device=device)  # A = padding
-    image_index, anchor_index = valid.nonzero(as_tuple=True)
-    compact_anchor[image_index, slot[image_index, anchor_index]] = anchor_index
-    filled = compact_anchor < num_anchors  # (N, V)
-    safe_anchor = compact_anchor.clamp(max=num_anchors - 1)
-    if width == num_anchors and bool(filled.all()):  # every anchor valid: the compaction is the identity
+    if width == num_anchors and bool((valid_count == num_anchors).all()):
+        # every anchor valid: the compaction is the identity
+        filled = compact_anchor = None
         compact_score, compact_anchors, compact_offsets = score, anchors.float().unsqueeze(0), offsets
     else:
-        compact_score = torch.gather(score, 1, safe_anchor)
-        compact_anchors = torch.index_select(anchors.float(), 0, safe_anchor.reshape(-1)).view(n, width, 4)
-        compact_offsets = torch.gather(offsets, 1, safe_anchor.unsqueeze(-1).expand(-1, -1, 4))
+        slot = valid.long().cumsum(1) - 1  # (N, A)
+        compact_anchor = torch.full((n, width), num_anchors, dtype=torch.long, device=device)  # A = padding
+        image_index, anchor_index = valid.nonzero(as_tuple=True)
+        compact_anchor[image_index, slot[image_index, anchor_index]] = anchor_index
+        filled = compact_anchor < num_anchors  # (N, V)
+        compact_anchor.clamp_(max=num_anchors - 1)
+        compact_score = torch.gather(score, 1, compact_anchor)
+        compact_anchors = torch.index_select(anchors.float(), 0, compact_anchor.reshape(-1)).view(n, width, 4)
+        compact_offsets = torch.gather(offsets, 1, compact_anchor.unsqueeze(-1).expand(-1, -1, 4))
     compact_boxes = _decode(compact_anchors, compact_offsets, variances, clip)  # (N, V, 4)
-    out[:, :width, 1] = torch.where(filled, compact_score, -1.0)
-    out[:, :width, 2:] = torch.where(filled.unsqueeze(-1), compact_boxes, -1.0)
+    if filled is None:
+        out[..., 1], out[..., 2:] = compact_score, compact_boxes
+    else:
+        out[:, :width, 1] = torch.where(filled, compact_score, -1.0)
+        out[:, :width, 2:] = torch.where(filled.unsqueeze(-1), compact_boxes, -1.0)
 
     def class_of(positions: torch.Tensor) -> torch.Tensor:
         """Foreground class (first maximum) of the compacted rows at ``positions (N, K)``."""
-        anchor = torch.gather(safe_anchor, 1, positions)  # (N, K)
+        anchor = positions if compact_anchor is None else torch.gather(compact_anchor, 1, positions)  # (N, K)
         picked = torch.gather(foreground, 2, anchor.unsqueeze(1).expand(-1, foreground.shape[1], -1))
         return max_with_first_index(picked.float())[1].float()  # of (N, C, K)
 
     if not 0 < nms_threshold <= 1:  # no sorting, no suppression: valid rows in anchor order
         everything = torch.arange(width, device=device).expand(n, -1)
-        out[:, :width, 0] = torch.where(filled, class_of(everything), -1.0)
+        classes = class_of(everything)
+        out[:, :width, 0] = classes if filled is None else torch.where(filled, classes, -1.0)
         return out
 
     keep_count = valid_count if nms_topk <= 0 else valid_count.clamp(max=int(nms_topk))  # (N, 1)
     k = int(keep_count.max())
     # The first keep_count rows: valid rows stable-sorted by score (rows past them keep their compacted,
     # pre-sort contents with id -1, as the original).
-    order = _stable_top_order(torch.where(filled, compact_score, -torch.inf), k)  # (N, K) compacted positions
+    key = compact_score if filled is None else torch.where(filled, compact_score, -torch.inf)
+    order = _stable_top_order(key, k)  # (N, K) compacted positions
     active = torch.arange(k, device=device).unsqueeze(0) < keep_count  # (N, K)
     top = torch.empty((n, k, 6), device=device)
     top[..., 0] = class_of(order)
@@ -171,7 +178,10 @@ def _detect_mxnet(
     groups = torch.zeros_like(order) if force_suppress else top[..., 0].long()
     keep = greedy_nms(top[..., 2:], groups, active, nms_threshold)
     top[..., 0].masked_fill_(~keep, -1.0)
-    out[:, :k] = torch.where(active.unsqueeze(-1), top, out[:, :k])
+    if bool(active.all()):
+        out[:, :k] = top
+    else:
+        out[:, :k] = torch.where(active.unsqueeze(-1), top, out[:, :k])
     return out
 
 
