@@ -112,7 +112,12 @@ def _stable_top_order(key: torch.Tensor, k: int) -> torch.Tensor:
     top_values, top_index = torch.topk(key, k, dim=1, sorted=False)
     if not bool(((key >= top_values.amin(dim=1, keepdim=True)).sum(1) == k).all()):
         return torch.sort(key, dim=1, descending=True, stable=True).indices[:, :k]
-    order = torch.sort(_descending_key(top_values, top_index, width), dim=1, descending=True).indices
+    if torch.jit.is_tracing():  # the tracer cannot record the dtype view: index order, then a stable sort
+        top_index = torch.sort(top_index, dim=1).values
+        top_values = torch.gather(key, 1, top_index)
+        order = torch.sort(top_values, dim=1, descending=True, stable=True).indices
+    else:
+        order = torch.sort(_descending_key(top_values, top_index, width), dim=1, descending=True).indices
     return torch.gather(top_index, 1, order)
 
 
