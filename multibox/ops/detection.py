@@ -136,26 +136,38 @@ def _detect_mxnet(
     out = torch.full((n, num_anchors, 6), -1.0, device=device)
     if width == 0:
         return out
+    rows = out.view(-1, 6)  # (N*A, 6)
     if width == num_anchors and bool((valid_count == num_anchors).all()):
         # every anchor valid: the compaction is the identity
         filled = compact_anchor = None
-        compact_score, compact_anchors, compact_offsets = score, anchors.float().unsqueeze(0), offsets
+        key = score  # (N, A)
+        out[..., 1], out[..., 2:] = score, _decode(anchors.float().unsqueeze(0), offsets, variances, clip)
     else:
-        slot = valid.long().cumsum(1) - 1  # (N, A)
-        compact_anchor = torch.full((n, width), num_anchors, dtype=torch.long, device=device)  # A = padding
-        image_index, anchor_index = valid.nonzero(as_tuple=True)
-        compact_anchor[image_index, slot[image_index, anchor_index]] = anchor_index
-        filled = compact_anchor < num_anchors  # (N, V)
-        compact_anchor.clamp_(max=num_anchors - 1)
-        compact_score = torch.gather(score, 1, compact_anchor)
-        compact_anchors = torch.index_select(anchors.float(), 0, compact_anchor.reshape(-1)).view(n, width, 4)
-        compact_offsets = torch.gather(offsets, 1, compact_anchor.unsqueeze(-1).expand(-1, -1, 4))
-    compact_boxes = _decode(compact_anchors, compact_offsets, variances, clip)  # (N, V, 4)
-    if filled is None:
-        out[..., 1], out[..., 2:] = compact_score, compact_boxes
-    else:
-        out[:, :width, 1] = torch.where(filled, compact_score, -1.0)
-        out[:, :width, 2:] = torch.where(filled.unsqueeze(-1), compact_boxes, -1.0)
+        # a flat list of the valid (image, anchor) pairs, image-major with anchors ascending, written
+        # straight to their compacted rows of the output
+        flat = valid.reshape(-1).nonzero().squeeze(1)  # (V,)
+        image = flat // num_anchors
+        anchor = flat - image * num_anchors
+        counts = valid_count.view(-1)
+        slot = torch.arange(flat.numel(), device=device) - (torch.cumsum(counts, 0) - counts).index_select(
+            0, image
+        )
+        list_score = score.reshape(-1).index_select(0, flat)
+        list_boxes = _decode(
+            anchors.float().index_select(0, anchor),
+            offsets.reshape(-1, 4).index_select(0, flat),
+            variances,
+            clip,
+        )  # (V, 4)
+        destination = image * num_anchors + slot
+        rows[:, 1].index_copy_(0, destination, list_score)
+        rows[:, 2:].index_copy_(0, destination, list_boxes)
+        compact = image * width + slot  # positions in the (N, width) compacted layout
+        key = torch.full((n, width), -torch.inf, device=device)
+        key.view(-1).index_copy_(0, compact, list_score)
+        compact_anchor = torch.zeros((n, width), dtype=torch.long, device=device)
+        compact_anchor.view(-1).index_copy_(0, compact, anchor)
+        filled = torch.arange(width, device=device) < valid_count  # (N, width)
 
     def class_of(positions: torch.Tensor) -> torch.Tensor:
         """Foreground class (first maximum) of the compacted rows at ``positions (N, K)``."""
@@ -173,13 +185,10 @@ def _detect_mxnet(
     k = int(keep_count.max())
     # The first keep_count rows: valid rows stable-sorted by score (rows past them keep their compacted,
     # pre-sort contents with id -1, as the original).
-    key = compact_score if filled is None else torch.where(filled, compact_score, -torch.inf)
     order = _stable_top_order(key, k)  # (N, K) compacted positions
     active = torch.arange(k, device=device).unsqueeze(0) < keep_count  # (N, K)
-    top = torch.empty((n, k, 6), device=device)
+    top = torch.gather(out[:, :width], 1, order.unsqueeze(-1).expand(-1, -1, 6))  # (N, K, 6) compacted rows
     top[..., 0] = class_of(order)
-    top[..., 1] = torch.gather(compact_score, 1, order)
-    top[..., 2:] = torch.gather(compact_boxes, 1, order.unsqueeze(-1).expand(-1, -1, 4))
     groups = torch.zeros_like(order) if force_suppress else top[..., 0].long()
     keep = greedy_nms(top[..., 2:], groups, active, nms_threshold)
     top[..., 0].masked_fill_(~keep, -1.0)
