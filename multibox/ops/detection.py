@@ -149,9 +149,8 @@ def _detect_mxnet(
         image = flat // num_anchors
         anchor = flat - image * num_anchors
         counts = valid_count.view(-1)
-        slot = torch.arange(flat.numel(), device=device) - (torch.cumsum(counts, 0) - counts).index_select(
-            0, image
-        )
+        first_of_image = torch.cumsum(counts, 0) - counts  # (N,) list position of each image's first entry
+        slot = torch.arange(flat.numel(), device=device) - first_of_image.index_select(0, image)
         list_score = score.reshape(-1).index_select(0, flat)
         list_boxes = _decode(
             anchors.float().index_select(0, anchor),

@@ -41,9 +41,7 @@ def _group_pairs(boxes, groups, active, iou_threshold):
     starts_group = torch.ones_like(active)
     starts_group[:, 1:] = groups[:, 1:] != groups[:, :-1]
     group_first = torch.cummax(torch.where(starts_group, position, 0), dim=1).values  # (N, K)
-    earlier_count = torch.where(active, position - group_first, 0).reshape(
-        -1
-    )  # (N*K,) same-group rows before
+    earlier_count = torch.where(active, position - group_first, 0).view(-1)  # (N*K,) same-group rows before
     later = torch.repeat_interleave(torch.arange(n * k, device=device), earlier_count)  # (P,) flat rows
     first_pair = torch.cumsum(earlier_count, 0) - earlier_count
     earlier = later - 1 - (torch.arange(later.numel(), device=device) - first_pair.index_select(0, later))
@@ -59,27 +57,24 @@ def _group_pairs(boxes, groups, active, iou_threshold):
 _ROW_BLOCK = 64
 
 
-def _blocked_pairs(boxes, groups, active, iou_threshold, band):
-    """Suppression pairs ``(image, earlier, later)`` among rows at most ``band`` apart, block by block."""
+def _blocked_pairs(boxes, groups, active, iou_threshold):
+    """Suppression pairs ``(image, earlier, later)`` among all rows, the lower triangle block by block."""
     k = active.shape[1]
     device = boxes.device
     planes = _planes(boxes)  # (4, N, K)
     found = []
     for start in range(0, k, _ROW_BLOCK):
         stop = min(k, start + _ROW_BLOCK)
-        low = max(0, start - band)
         overlap = _overlap_at_least(
-            tuple(planes[:, :, low:stop].unsqueeze(-1)),  # earlier rows (N, R, 1)
+            tuple(planes[:, :, :stop].unsqueeze(-1)),  # earlier rows (N, stop, 1)
             tuple(planes[:, :, start:stop].unsqueeze(-2)),  # later rows (N, 1, b)
             iou_threshold,
-        )  # (N, R, b)
-        overlap &= groups[:, low:stop].unsqueeze(2) == groups[:, start:stop].unsqueeze(1)
-        overlap &= active[:, low:stop].unsqueeze(2) & active[:, start:stop].unsqueeze(1)
-        row = torch.arange(low, stop, device=device).unsqueeze(1)
-        col = torch.arange(start, stop, device=device)
-        overlap &= (row < col) & (row >= col - band)
+        )  # (N, stop, b)
+        overlap &= groups[:, :stop].unsqueeze(2) == groups[:, start:stop].unsqueeze(1)
+        overlap &= active[:, :stop].unsqueeze(2) & active[:, start:stop].unsqueeze(1)
+        overlap &= torch.arange(stop, device=device).unsqueeze(1) < torch.arange(start, stop, device=device)
         image, earlier, later = overlap.nonzero(as_tuple=True)
-        found.append((image, earlier + low, later + start))
+        found.append((image, earlier, later + start))
     return tuple(torch.cat(parts) for parts in zip(*found, strict=True))
 
 
@@ -118,9 +113,9 @@ def greedy_nms(
     threshold, same group, both active) are found; then the greedy recurrence is solved over them as a fixed
     point (see :func:`_settle`).
 
-    Only pairs within a group can suppress. The rows are stably sorted by group (score order stays inside
-    each group), so a row's possible suppressors are the at most ``band`` rows before it (``band`` = the
-    largest group less one) and only those pairs are computed.
+    Only pairs within a group can suppress. Unless one group holds (almost) every row, the rows are stably
+    sorted by group (score order stays inside each group) and only the same-group pairs get an IoU;
+    otherwise the lower triangle of the pair matrix is computed block by block.
 
     Args:
         boxes: ``(N, K, 4)`` corners; groups: ``(N, K)`` non-negative integer ids (class ids, or all zero for
@@ -138,19 +133,13 @@ def greedy_nms(
     groups = torch.where(active, groups, num_groups)  # inactive rows: one extra group, never paired
     counts = torch.zeros(n, num_groups + 1, dtype=torch.long, device=boxes.device)
     counts.scatter_add_(1, groups, torch.ones_like(groups))  # (N, G+1)
-    band = int(counts[:, :num_groups].max()) - 1
-    if band == 0:  # no two active rows share a group
+    largest_group = int(counts[:, :num_groups].max())
+    if largest_group == 1:  # no two active rows share a group
         return active.clone()
-    order = None
-    if 4 * band < 3 * k:  # sorting by group shortens the band enough to pay for itself
-        order = torch.sort(groups, dim=1, stable=True).indices  # (N, K)
-        boxes = torch.gather(boxes, 1, order.unsqueeze(-1).expand(-1, -1, 4))
-        groups, active = torch.gather(groups, 1, order), torch.gather(active, 1, order)
-    else:
-        band = k - 1
-    if order is None:
-        pairs = _blocked_pairs(boxes, groups, active, iou_threshold, band)
-    else:
-        pairs = _group_pairs(boxes, groups, active, iou_threshold)
-    keep = _settle(active, *pairs)
-    return keep if order is None else torch.empty_like(keep).scatter_(1, order, keep)
+    if 4 * (largest_group - 1) >= 3 * k:  # (almost) one group: sorting by group would skip few pairs
+        return _settle(active, *_blocked_pairs(boxes, groups, active, iou_threshold))
+    order = torch.sort(groups, dim=1, stable=True).indices  # (N, K)
+    sorted_boxes = torch.gather(boxes, 1, order.unsqueeze(-1).expand(-1, -1, 4))
+    sorted_groups, sorted_active = torch.gather(groups, 1, order), torch.gather(active, 1, order)
+    keep = _settle(sorted_active, *_group_pairs(sorted_boxes, sorted_groups, sorted_active, iou_threshold))
+    return torch.empty_like(keep).scatter_(1, order, keep)
