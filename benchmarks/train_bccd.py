@@ -112,6 +112,17 @@ def _torchvision_batches(dataset, batch: int, epoch: int, transform):
         yield images, targets
 
 
+def _torchvision_epoch(model, optimizer, batches, scheduler=None) -> None:
+    """One pass of torchvision's training step over ``batches``, stepping ``scheduler`` per iteration."""
+    for images, targets in batches:
+        loss = sum(model(images, targets).values())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+
+
 def run_torchvision(data: str, budget: float, batch: int) -> dict:
     from torchvision.models.detection import ssdlite320_mobilenet_v3_large
     from torchvision.transforms import v2
@@ -131,11 +142,7 @@ def run_torchvision(data: str, budget: float, batch: int) -> dict:
     iterations_per_epoch = len(train_set) // batch
     for probe_epoch in range(2):
         probe = time.perf_counter()
-        for images, targets in _torchvision_batches(train_set, batch, probe_epoch, transform):
-            loss = sum(model(images, targets).values())
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+        _torchvision_epoch(model, optimizer, _torchvision_batches(train_set, batch, probe_epoch, transform))
     epoch_seconds = time.perf_counter() - probe
     torch.manual_seed(0)
     model = ssdlite320_mobilenet_v3_large(
@@ -148,12 +155,9 @@ def run_torchvision(data: str, budget: float, batch: int) -> dict:
     start, done = time.perf_counter(), 0
     for epoch in range(epochs):
         model.train()
-        for images, targets in _torchvision_batches(train_set, batch, epoch + 2, transform):
-            loss = sum(model(images, targets).values())
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
+        _torchvision_epoch(
+            model, optimizer, _torchvision_batches(train_set, batch, epoch + 2, transform), scheduler
+        )
         done = epoch + 1
         if time.perf_counter() - start >= budget:  # checked after each epoch, as multibox's time_limit
             break
