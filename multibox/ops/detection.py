@@ -99,26 +99,29 @@ def _descending_key(values: torch.Tensor, index: torch.Tensor, width: int) -> to
     return (monotone << 32) | (width - 1 - index)
 
 
-def _stable_top_order(key: torch.Tensor, k: int) -> torch.Tensor:
-    """Indices of the ``k`` largest entries of ``key (N, A)``, descending, ties in index order: ``(N, k)``.
+def _top_rows(key: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``k`` largest entries of each row of ``key (N, W)``, ties in position order.
 
-    Equals ``sort(key, descending=True, stable=True)[:, :k]``; an unsorted top-k plus one sort of ``k``
-    unique integer keys is much cheaper than the full stable sort, which is only needed when ties straddle
-    the k-th place.
+    Returns their positions in ascending order ``(N, k)`` and the permutation ``(N, k)`` of those that orders
+    them by descending key (``gather(ascending, 1, permutation)`` equals
+    ``sort(key, descending=True, stable=True).indices[:, :k]``). An unsorted top-k, a mask and one sort of
+    ``k`` unique integer keys are much cheaper than the full stable sort, which is only needed when ties
+    straddle the k-th place; ascending positions let callers read per-row data front to back.
     """
-    width = key.shape[1]
+    n, width = key.shape
     if k >= width:
-        return torch.sort(key, dim=1, descending=True, stable=True).indices
-    top_values, top_index = torch.topk(key, k, dim=1, sorted=False)
-    if not bool(((key >= top_values.amin(dim=1, keepdim=True)).sum(1) == k).all()):
-        return torch.sort(key, dim=1, descending=True, stable=True).indices[:, :k]
-    if torch.jit.is_tracing():  # the tracer cannot record the dtype view: index order, then a stable sort
-        top_index = torch.sort(top_index, dim=1).values
-        top_values = torch.gather(key, 1, top_index)
-        order = torch.sort(top_values, dim=1, descending=True, stable=True).indices
-    else:
-        order = torch.sort(_descending_key(top_values, top_index, width), dim=1, descending=True).indices
-    return torch.gather(top_index, 1, order)
+        everything = torch.arange(width, device=key.device).expand(n, -1)
+        return everything, torch.sort(key, dim=1, descending=True, stable=True).indices
+    kth = torch.topk(key, k, dim=1, sorted=False).values.amin(dim=1, keepdim=True)  # (N, 1)
+    chosen = key >= kth  # (N, W)
+    if not bool((chosen.sum(1) == k).all()):
+        return torch.sort(torch.sort(key, dim=1, descending=True, stable=True).indices[:, :k], dim=1)
+    ascending = chosen.nonzero()[:, 1].view(n, k)
+    values = torch.gather(key, 1, ascending)
+    if torch.jit.is_tracing():  # the tracer cannot record the dtype view
+        return ascending, torch.sort(values, dim=1, descending=True, stable=True).indices
+    index = torch.arange(k, device=key.device)
+    return ascending, torch.sort(_descending_key(values, index, k), dim=1, descending=True).indices
 
 
 def _detect_mxnet(
@@ -169,7 +172,8 @@ def _detect_mxnet(
         filled = torch.arange(width, device=device) < valid_count  # (N, width)
 
     def class_of(positions: torch.Tensor) -> torch.Tensor:
-        """Foreground class (first maximum) of the compacted rows at ``positions (N, K)``."""
+        """Foreground class (first maximum) of the compacted rows at ``positions (N, K)`` (fastest when
+        ascending: the probabilities are then read front to back)."""
         anchor = positions if compact_anchor is None else torch.gather(compact_anchor, 1, positions)  # (N, K)
         picked = torch.gather(foreground, 2, anchor.unsqueeze(1).expand(-1, foreground.shape[1], -1))
         return max_with_first_index(picked.float())[1].float()  # of (N, C, K)
@@ -184,10 +188,11 @@ def _detect_mxnet(
     k = int(keep_count.max())
     # The first keep_count rows: valid rows stable-sorted by score (rows past them keep their compacted,
     # pre-sort contents with id -1, as the original).
-    order = _stable_top_order(key, k)  # (N, K) compacted positions
+    ascending, permutation = _top_rows(key, k)  # (N, K) compacted positions, their order by score
+    order = torch.gather(ascending, 1, permutation)
     active = torch.arange(k, device=device).unsqueeze(0) < keep_count  # (N, K)
     top = torch.gather(out[:, :width], 1, order.unsqueeze(-1).expand(-1, -1, 6))  # (N, K, 6) compacted rows
-    top[..., 0] = class_of(order)
+    top[..., 0] = torch.gather(class_of(ascending), 1, permutation)
     groups = torch.zeros_like(order) if force_suppress else top[..., 0].long()
     keep = greedy_nms(top[..., 2:], groups, active, nms_threshold)
     top[..., 0].masked_fill_(~keep, -1.0)

@@ -5,22 +5,27 @@ from __future__ import annotations
 import torch
 
 
-def _overlap_at_least(first: tuple, second: tuple, iou_threshold: float) -> torch.Tensor:
+def _overlap_at_least(
+    first: tuple, second: tuple, iou_threshold: float, *, reuse_inputs=False
+) -> torch.Tensor:
     """``IoU >= iou_threshold`` of boxes given as broadcastable coordinate planes ``(x1, y1, x2, y2)``.
 
     IoU is ``inter / (area_first + area_second - inter)`` in float32, the original's operation order, so
     threshold decisions are bit-exact. Boxes must have non-negative width and height (a zero union gives
-    NaN, i.e. "no overlap", as the original's 0).
+    NaN, i.e. "no overlap", as the original's 0). ``reuse_inputs=True`` (planes of one shape that the caller
+    no longer needs) computes the areas in place of the x2 and y2 planes: fewer fresh buffers.
     """
     ax1, ay1, ax2, ay2 = first
     bx1, by1, bx2, by2 = second
-    inter = torch.minimum(ax2, bx2)
-    inter.sub_(torch.maximum(ax1, bx1)).clamp_(min=0)
-    height = torch.minimum(ay2, by2)
-    height.sub_(torch.maximum(ay1, by1)).clamp_(min=0)
+    scratch = torch.maximum(ax1, bx1)
+    inter = torch.minimum(ax2, bx2).sub_(scratch).clamp_(min=0)
+    height = torch.minimum(ay2, by2).sub_(torch.maximum(ay1, by1, out=scratch)).clamp_(min=0)
     inter.mul_(height)
-    union = torch.add((ax2 - ax1) * (ay2 - ay1), (bx2 - bx1) * (by2 - by1), out=height).sub_(inter)
-    return inter.div_(union) >= iou_threshold
+    if reuse_inputs:
+        union = ax2.sub_(ax1).mul_(ay2.sub_(ay1)).add_(bx2.sub_(bx1).mul_(by2.sub_(by1)))
+    else:
+        union = torch.add((ax2 - ax1) * (ay2 - ay1), (bx2 - bx1) * (by2 - by1), out=height)
+    return inter.div_(union.sub_(inter)) >= iou_threshold
 
 
 def _planes(boxes: torch.Tensor) -> torch.Tensor:
@@ -29,27 +34,42 @@ def _planes(boxes: torch.Tensor) -> torch.Tensor:
     return boxes.movedim(-1, 0).contiguous()
 
 
-def _group_pairs(boxes, groups, active, iou_threshold):
+def _group_pairs(planes, groups, active, iou_threshold):
     """Suppression pairs ``(image, earlier, later)`` of rows sorted by group (active rows first).
 
-    Every (earlier, later) pair inside one group is listed, then only those pairs' IoU is computed, so the
-    work is the sum of the squared group sizes rather than ``K`` times the largest group.
+    ``planes`` are the rows' boxes as ``(4, N, K)`` coordinate planes. Every (earlier, later) pair inside one
+    group is listed, then only those pairs' IoU is computed, so the work is the sum of the squared group
+    sizes rather than ``K`` times the largest group. Pair indices are int32 where they fit (half the memory
+    traffic of int64 on the longest arrays).
     """
     n, k = active.shape
-    device = boxes.device
+    device = planes.device
     position = torch.arange(k, device=device)
     starts_group = torch.ones_like(active)
     starts_group[:, 1:] = groups[:, 1:] != groups[:, :-1]
     group_first = torch.cummax(torch.where(starts_group, position, 0), dim=1).values  # (N, K)
     earlier_count = torch.where(active, position - group_first, 0).view(-1)  # (N*K,) same-group rows before
-    later = torch.repeat_interleave(torch.arange(n * k, device=device), earlier_count)  # (P,) flat rows
-    first_pair = torch.cumsum(earlier_count, 0) - earlier_count
-    earlier = later - 1 - (torch.arange(later.numel(), device=device) - first_pair.index_select(0, later))
-    planes = _planes(boxes).view(4, n * k)
+    first_pair = torch.cumsum(earlier_count, 0)  # (N*K,) one past each row's last pair
+    num_pairs = int(first_pair[-1])
+    index_dtype = torch.int32 if num_pairs < 2**31 and n * k < 2**31 else torch.long
+    first_pair -= earlier_count
+    row = torch.arange(n * k, device=device)
+    # pair p of row j (p counted over all rows) pairs j with row j - 1 - (p - first_pair[j])
+    later = torch.repeat_interleave(row.to(index_dtype), earlier_count, output_size=num_pairs)  # (P,)
+    earlier = torch.repeat_interleave(
+        (row + first_pair - 1).to(index_dtype), earlier_count, output_size=num_pairs
+    )
+    earlier -= torch.arange(num_pairs, dtype=index_dtype, device=device)
+    flat = planes.reshape(4, n * k)
     # index_select: several times faster on CPU than advanced indexing
-    earlier_planes, later_planes = planes.index_select(1, earlier), planes.index_select(1, later)
-    found = _overlap_at_least(tuple(earlier_planes), tuple(later_planes), iou_threshold).nonzero().squeeze(1)
-    earlier, later = earlier.index_select(0, found), later.index_select(0, found)
+    found = _overlap_at_least(
+        tuple(flat.index_select(1, earlier)),
+        tuple(flat.index_select(1, later)),
+        iou_threshold,
+        reuse_inputs=True,
+    )
+    found = found.nonzero().squeeze(1)
+    earlier, later = earlier.index_select(0, found).long(), later.index_select(0, found).long()
     return later // k, earlier % k, later % k
 
 
@@ -139,7 +159,7 @@ def greedy_nms(
     if 4 * (largest_group - 1) >= 3 * k:  # (almost) one group: sorting by group would skip few pairs
         return _settle(active, *_blocked_pairs(boxes, groups, active, iou_threshold))
     order = torch.sort(groups, dim=1, stable=True).indices  # (N, K)
-    sorted_boxes = torch.gather(boxes, 1, order.unsqueeze(-1).expand(-1, -1, 4))
+    sorted_planes = torch.gather(boxes.movedim(-1, 0), 2, order.expand(4, -1, -1))  # (4, N, K)
     sorted_groups, sorted_active = torch.gather(groups, 1, order), torch.gather(active, 1, order)
-    keep = _settle(sorted_active, *_group_pairs(sorted_boxes, sorted_groups, sorted_active, iou_threshold))
+    keep = _settle(sorted_active, *_group_pairs(sorted_planes, sorted_groups, sorted_active, iou_threshold))
     return torch.empty_like(keep).scatter_(1, order, keep)
