@@ -149,7 +149,7 @@ def greedy_nms(
         return active.clone()
     boxes = boxes.detach().float()  # suppression is not differentiable
     groups = groups.long()
-    num_groups = int(groups[active].max()) + 1
+    num_groups = int(torch.where(active, groups, 0).max()) + 1
     groups = torch.where(active, groups, num_groups)  # inactive rows: one extra group, never paired
     counts = torch.zeros(n, num_groups + 1, dtype=torch.long, device=boxes.device)
     counts.scatter_add_(1, groups, torch.ones_like(groups))  # (N, G+1)
