@@ -71,23 +71,38 @@ def encode_boxes(
 
 
 def decode_boxes(
-    anchors: torch.Tensor, offsets: torch.Tensor, variances: Sequence[float] = (0.1, 0.1, 0.2, 0.2)
+    anchors: torch.Tensor,
+    offsets: torch.Tensor,
+    variances: Sequence[float] = (0.1, 0.1, 0.2, 0.2),
+    *,
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Inverse of :func:`encode_boxes`, with MXNet's ``MultiBoxDetection`` operation order.
 
     Args:
         anchors: ``(..., 4)`` corner anchors; offsets: ``(..., 4)`` ``(dx, dy, dw, dh)``; shapes broadcast.
+        out: optional ``(..., 4)`` tensor (any strides, e.g. columns of a wider row) to write the boxes into;
+            not differentiable (without ``out`` the result is, when an input requires grad).
 
     Returns:
-        ``(..., 4)`` corner boxes.
+        ``(..., 4)`` corner boxes (``out`` when given).
     """
     vx, vy, vw, vh = _variances(variances)
-    aw = anchors[..., 2] - anchors[..., 0]
-    ah = anchors[..., 3] - anchors[..., 1]
-    ax = (anchors[..., 0] + anchors[..., 2]) / 2
-    ay = (anchors[..., 1] + anchors[..., 3]) / 2
-    cx = offsets[..., 0] * vx * aw + ax
-    cy = offsets[..., 1] * vy * ah + ay
-    half_w = torch.exp(offsets[..., 2] * vw) * aw / 2
-    half_h = torch.exp(offsets[..., 3] * vh) * ah / 2
-    return torch.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], dim=-1)
+    ax1, ay1, ax2, ay2 = anchors.unbind(-1)
+    dx, dy, dw, dh = offsets.unbind(-1)
+    aw, ah = ax2 - ax1, ay2 - ay1
+    ax, ay = (ax1 + ax2) / 2, (ay1 + ay2) / 2
+    cx = dx * vx * aw + ax
+    cy = dy * vy * ah + ay
+    half_w = torch.exp(dw * vw) * aw / 2
+    half_h = torch.exp(dh * vh) * ah / 2
+    if out is None:
+        if torch.is_grad_enabled() and (anchors.requires_grad or offsets.requires_grad):
+            return torch.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], dim=-1)  # differentiable
+        out = cx.new_empty((*cx.shape, 4))
+    # each coordinate written straight to its column: no stacking copy
+    torch.sub(cx, half_w, out=out[..., 0])
+    torch.sub(cy, half_h, out=out[..., 1])
+    torch.add(cx, half_w, out=out[..., 2])
+    torch.add(cy, half_h, out=out[..., 3])
+    return out

@@ -29,9 +29,9 @@ def _check_inputs(cls_prob: torch.Tensor, loc_pred: torch.Tensor, anchors: torch
     return anchors, loc_pred.reshape(n, num_anchors, 4)
 
 
-def _decode(anchors, offsets, variances, clip):
-    boxes = decode_boxes(anchors.float(), offsets.float(), variances)  # (N, A, 4)
-    return boxes.clamp(0.0, 1.0) if clip else boxes
+def _decode(anchors, offsets, variances, clip, out=None):
+    boxes = decode_boxes(anchors.float(), offsets.float(), variances, out=out)  # (..., 4)
+    return boxes.clamp_(0.0, 1.0) if clip else boxes
 
 
 def multibox_detection(
@@ -144,7 +144,8 @@ def _detect_mxnet(
         # every anchor valid: the compaction is the identity
         filled = compact_anchor = None
         key = score  # (N, A)
-        out[..., 1], out[..., 2:] = score, _decode(anchors.float().unsqueeze(0), offsets, variances, clip)
+        out[..., 1] = score
+        _decode(anchors.unsqueeze(0), offsets, variances, clip, out=out[..., 2:])
     else:
         # a flat list of the valid (image, anchor) pairs, image-major with anchors ascending, written
         # straight to their compacted rows of the output
@@ -154,16 +155,16 @@ def _detect_mxnet(
         counts = valid_count.view(-1)
         first_of_image = torch.cumsum(counts, 0) - counts  # (N,) list position of each image's first entry
         slot = torch.arange(flat.numel(), device=device) - first_of_image.index_select(0, image)
-        list_score = score.reshape(-1).index_select(0, flat)
-        list_boxes = _decode(
-            anchors.float().index_select(0, anchor),
+        list_rows = torch.empty((flat.numel(), 5), device=device)  # (V, 5) [score, x1, y1, x2, y2]
+        list_score = torch.index_select(score.reshape(-1), 0, flat, out=list_rows[:, 0])
+        _decode(
+            anchors.index_select(0, anchor),
             offsets.reshape(-1, 4).index_select(0, flat),
             variances,
             clip,
-        )  # (V, 4)
-        destination = image * num_anchors + slot
-        rows[:, 1].index_copy_(0, destination, list_score)
-        rows[:, 2:].index_copy_(0, destination, list_boxes)
+            out=list_rows[:, 1:],
+        )
+        rows[:, 1:].index_copy_(0, image * num_anchors + slot, list_rows)
         compact = image * width + slot  # positions in the (N, width) compacted layout
         key = torch.full((n, width), -torch.inf, device=device)
         key.view(-1).index_copy_(0, compact, list_score)
@@ -191,7 +192,8 @@ def _detect_mxnet(
     ascending, permutation = _top_rows(key, k)  # (N, K) compacted positions, their order by score
     order = torch.gather(ascending, 1, permutation)
     active = torch.arange(k, device=device).unsqueeze(0) < keep_count  # (N, K)
-    top = torch.gather(out[:, :width], 1, order.unsqueeze(-1).expand(-1, -1, 6))  # (N, K, 6) compacted rows
+    image_start = torch.arange(0, n * num_anchors, num_anchors, device=device).unsqueeze(1)  # (N, 1)
+    top = rows.index_select(0, (order + image_start).view(-1)).view(n, k, 6)  # (N, K, 6) compacted rows
     top[..., 0] = torch.gather(class_of(ascending), 1, permutation)
     groups = torch.zeros_like(order) if force_suppress else top[..., 0].long()
     keep = greedy_nms(top[..., 2:], groups, active, nms_threshold)

@@ -63,3 +63,34 @@ def test_encode_hand_computed():
         math.log(0.4 / 0.2) / 0.2,
     ]
     np.testing.assert_allclose(encode_boxes(anchor, box).numpy(), expected, atol=1e-6)
+
+
+def _decode_by_formula(anchor, offset, variances):
+    """One box decoded with scalar Python arithmetic (the formula, written independently)."""
+    (a1, b1, a2, b2), (dx, dy, dw, dh), (vx, vy, vw, vh) = anchor, offset, variances
+    aw, ah = a2 - a1, b2 - b1
+    cx, cy = dx * vx * aw + (a1 + a2) / 2, dy * vy * ah + (b1 + b2) / 2
+    w, h = math.exp(dw * vw) * aw, math.exp(dh * vh) * ah
+    return [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]
+
+
+def test_decode_writes_into_columns_of_a_wider_row():
+    anchors = torch.tensor([[0.1, 0.2, 0.5, 0.4], [0.0, 0.0, 1.0, 1.0]], dtype=torch.float64)
+    offsets = torch.tensor([[0.5, -1.0, 0.3, -0.2], [0.0, 0.0, 0.0, 0.0]], dtype=torch.float64)
+    rows = torch.full((2, 6), -1.0, dtype=torch.float64)
+    returned = decode_boxes(anchors, offsets, (0.1, 0.1, 0.2, 0.2), out=rows[:, 2:])
+    expected = [
+        _decode_by_formula(a, o, (0.1, 0.1, 0.2, 0.2))
+        for a, o in zip(anchors.tolist(), offsets.tolist(), strict=True)
+    ]
+    np.testing.assert_allclose(rows[:, 2:].numpy(), expected, rtol=1e-12)
+    assert returned.data_ptr() == rows[:, 2:].data_ptr()
+    assert rows[:, :2].eq(-1).all()  # the other columns untouched
+
+
+def test_decode_is_differentiable_without_out():
+    anchor = torch.tensor([[0.1, 0.2, 0.5, 0.4]], dtype=torch.float64)
+    offset = torch.tensor([[0.5, -1.0, 0.3, -0.2]], dtype=torch.float64, requires_grad=True)
+    decode_boxes(anchor, offset, (0.1, 0.1, 0.2, 0.2)).sum().backward()
+    # d(sum of corners)/d offsets: x1 + x2 = 2 cx, so 2 * vx * aw for dx; the half sizes cancel for dw, dh
+    np.testing.assert_allclose(offset.grad.numpy(), [[2 * 0.1 * 0.4, 2 * 0.1 * 0.2, 0.0, 0.0]], atol=1e-12)
