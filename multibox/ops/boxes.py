@@ -75,12 +75,14 @@ def decode_boxes(
     offsets: torch.Tensor,
     variances: Sequence[float] = (0.1, 0.1, 0.2, 0.2),
     *,
+    clip: bool = False,
     out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Inverse of :func:`encode_boxes`, with MXNet's ``MultiBoxDetection`` operation order.
 
     Args:
         anchors: ``(..., 4)`` corner anchors; offsets: ``(..., 4)`` ``(dx, dy, dw, dh)``; shapes broadcast.
+        clip: clamp every corner to ``[0, 1]`` (the detection operator's ``clip``).
         out: optional ``(..., 4)`` tensor (any strides, e.g. columns of a wider row) to write the boxes into;
             not differentiable (without ``out`` the result is, when an input requires grad).
 
@@ -89,20 +91,28 @@ def decode_boxes(
     """
     vx, vy, vw, vh = _variances(variances)
     ax1, ay1, ax2, ay2 = anchors.unbind(-1)
-    dx, dy, dw, dh = offsets.unbind(-1)
+    dx, dy, dw, dh = offsets.movedim(-1, 0).contiguous()  # contiguous planes: one copy, then fast passes
     aw, ah = ax2 - ax1, ay2 - ay1
     ax, ay = (ax1 + ax2) / 2, (ay1 + ay2) / 2
     cx = dx * vx * aw + ax
     cy = dy * vy * ah + ay
     half_w = torch.exp(dw * vw) * aw / 2
     half_h = torch.exp(dh * vh) * ah / 2
+    corners = (
+        (torch.sub, cx, half_w),
+        (torch.sub, cy, half_h),
+        (torch.add, cx, half_w),
+        (torch.add, cy, half_h),
+    )
     if out is None:
         if torch.is_grad_enabled() and (anchors.requires_grad or offsets.requires_grad):
-            return torch.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], dim=-1)  # differentiable
+            boxes = torch.stack([op(a, b) for op, a, b in corners], dim=-1)  # differentiable
+            return boxes.clamp(0.0, 1.0) if clip else boxes
         out = cx.new_empty((*cx.shape, 4))
-    # each coordinate written straight to its column: no stacking copy
-    torch.sub(cx, half_w, out=out[..., 0])
-    torch.sub(cy, half_h, out=out[..., 1])
-    torch.add(cx, half_w, out=out[..., 2])
-    torch.add(cy, half_h, out=out[..., 3])
+    # each corner written straight to its column: no stacking copy, no strided clamp
+    for column, (op, a, b) in enumerate(corners):
+        if clip:
+            torch.clamp(op(a, b), 0.0, 1.0, out=out[..., column])
+        else:
+            op(a, b, out=out[..., column])
     return out

@@ -30,8 +30,7 @@ def _check_inputs(cls_prob: torch.Tensor, loc_pred: torch.Tensor, anchors: torch
 
 
 def _decode(anchors, offsets, variances, clip, out=None):
-    boxes = decode_boxes(anchors.float(), offsets.float(), variances, out=out)  # (..., 4)
-    return boxes.clamp_(0.0, 1.0) if clip else boxes
+    return decode_boxes(anchors.float(), offsets.float(), variances, clip=clip, out=out)  # (..., 4)
 
 
 def multibox_detection(
