@@ -113,8 +113,11 @@ def _top_rows(key: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         return everything, torch.sort(key, dim=1, descending=True, stable=True).indices
     kth = torch.topk(key, k, dim=1, sorted=False).values.amin(dim=1, keepdim=True)  # (N, 1)
     chosen = key >= kth  # (N, W)
-    if not bool((chosen.sum(1) == k).all()):
-        return torch.sort(torch.sort(key, dim=1, descending=True, stable=True).indices[:, :k], dim=1)
+    if not bool((chosen.sum(1) == k).all()):  # ties straddle the k-th place: the full stable sort
+        order = torch.sort(key, dim=1, descending=True, stable=True).indices[:, :k]
+        ascending, to_order = torch.sort(order, dim=1)  # ascending[i] = order[to_order[i]]
+        rank = torch.arange(k, device=key.device).expand(n, -1)
+        return ascending, torch.empty_like(to_order).scatter_(1, to_order, rank)  # its inverse
     ascending = chosen.nonzero()[:, 1].view(n, k)
     values = torch.gather(key, 1, ascending)
     if torch.jit.is_tracing():  # the tracer cannot record the dtype view

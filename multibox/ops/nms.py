@@ -6,7 +6,7 @@ import torch
 
 
 def _overlap_at_least(
-    first: tuple, second: tuple, iou_threshold: float, *, reuse_inputs=False
+    first: tuple, second: tuple, iou_threshold: float, *, reuse_inputs: bool = False
 ) -> torch.Tensor:
     """``IoU >= iou_threshold`` of boxes given as broadcastable coordinate planes ``(x1, y1, x2, y2)``.
 

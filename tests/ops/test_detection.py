@@ -5,6 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from multibox.ops import box_iou, decode_boxes, multibox_detection
+from multibox.ops.detection import _top_rows
 from tests.golden import golden_files, load_golden
 from tests.ops.reference import per_class_detection
 
@@ -207,6 +208,7 @@ def test_bad_shapes_raise():
     [
         ([0.5, 0.9, 0.5, 0.2, 0.5], 4, [1, 0, 2, 4]),  # ties inside the top-k keep anchor order
         ([0.5, 0.5, 0.5, 0.5, 0.5, 0.5], 3, [0, 1, 2]),  # ties straddling the k-th place
+        ([0.5, 0.9, 0.5, 0.1, 0.5, 0.7], 3, [1, 5, 0]),  # the same, after higher scores further on
         ([0.3, 0.5, 0.5, 0.9], -1, [3, 1, 2, 0]),
     ],
 )
@@ -222,3 +224,16 @@ def test_sort_is_stable_with_tied_scores(scores, topk, expected_order):
     # leftovers past the top-k: pre-sort (anchor-order) rows with id -1
     np.testing.assert_allclose(out[0, k:, 2].numpy(), anchors[k:, 0].numpy(), atol=1e-6)
     assert bool((out[0, k:, 0] == -1).all())
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 10_000), st.integers(1, 30), st.integers(1, 4), st.integers(1, 6))
+def test_top_rows_equal_the_stable_sort(seed, width, images, levels):
+    """Few distinct values give ties at and around the k-th place; both code paths are exercised."""
+    generator = torch.Generator().manual_seed(seed)
+    key = torch.randint(0, levels, (images, width), generator=generator).float()
+    k = int(torch.randint(1, width + 1, (1,), generator=generator))
+    ascending, permutation = _top_rows(key, k)
+    expected = torch.sort(key, dim=1, descending=True, stable=True).indices[:, :k]
+    assert torch.equal(torch.gather(ascending, 1, permutation), expected)
+    assert bool((ascending[:, 1:] > ascending[:, :-1]).all())
