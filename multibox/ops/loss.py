@@ -58,7 +58,7 @@ def multibox_loss(
     picked = cls_preds[image_index, :, anchor_index].float()  # (P, C+1)
     cls_sum = F.cross_entropy(picked, target[image_index, anchor_index], reduction="sum")
     # Only the masked elements (the positives' offsets) can be non-zero: find them once, gather three times.
-    where = (loc_mask.reshape(-1) != 0).nonzero().squeeze(1)
+    where = loc_mask.reshape(-1).nonzero().squeeze(1)  # no separate `!= 0` pass over the 4A mask
     picked_mask, picked_target = loc_mask.reshape(-1)[where].float(), loc_target.reshape(-1)[where].float()
     diff = picked_mask * (loc_preds.reshape(-1)[where].float() - picked_target)
     loc_elements = smooth_l1(diff)

@@ -183,7 +183,9 @@ def _hard_negatives(
     below = key < kth
     tie = candidate & (key == kth)
     room = count.unsqueeze(1) - below.sum(1, keepdim=True)  # how many tied candidates still fit
-    chosen = candidate & (below | (tie & (tie.long().cumsum(1) <= room)))
+    if bool((tie.sum(1, keepdim=True) > room).any()):  # only then the first `room` ties in anchor order
+        tie &= tie.long().cumsum(1) <= room
+    chosen = candidate & (below | tie)
     return chosen & (count > 0).unsqueeze(1)
 
 
