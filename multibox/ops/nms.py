@@ -34,43 +34,63 @@ def _planes(boxes: torch.Tensor) -> torch.Tensor:
     return boxes.movedim(-1, 0).contiguous()
 
 
-def _group_pairs(planes, groups, active, iou_threshold):
-    """Suppression pairs ``(image, earlier, later)`` of rows sorted by group (active rows first).
+def _monotone_bits(values: torch.Tensor) -> torch.Tensor:
+    """int64 of float32 ``values`` with the same order (signed, within the int32 range)."""
+    bits = values.float().contiguous().view(torch.int32)
+    return torch.where(bits < 0, bits ^ 0x7FFFFFFF, bits).long()
 
-    ``planes`` are the rows' boxes as ``(4, N, K)`` coordinate planes. Every (earlier, later) pair inside one
-    group is listed, then only those pairs' IoU is computed, so the work is the sum of the squared group
-    sizes rather than ``K`` times the largest group. Pair indices are int32 where they fit (half the memory
-    traffic of int64 on the longest arrays).
+
+# Widens the x-window of candidate partners: a computed IoU (float32) may exceed the exact one by a few
+# ulps, and the window's bound is itself rounded; both are far below these margins.
+_WINDOW_RELATIVE_SLACK = 1e-3
+_WINDOW_ABSOLUTE_SLACK = 2.0**-20
+
+
+def _window_pairs(boxes, groups, active, iou_threshold):
+    """Suppression pairs ``(image, earlier, later)`` (score order = row order) among same-group active rows.
+
+    A pair's IoU is at most its x-overlap over the width of the box that starts first, so ``IoU >= t`` needs
+    the other box to start no later than ``x2 - t * width`` of the first. Sorted by (group, x1), each row's
+    candidate partners are therefore one contiguous run after it, found by binary search; only those pairs
+    get an IoU (a fraction of all same-group pairs when boxes spread out). Pair indices are int32 where they
+    fit (half the memory traffic of int64 on the longest arrays).
     """
     n, k = active.shape
-    device = planes.device
+    device = boxes.device
+    key = (groups << 32) + _monotone_bits(boxes[..., 0])  # (N, K): group, then x1
+    sorted_key, order = torch.sort(key, dim=1)
+    planes = torch.gather(boxes.movedim(-1, 0), 2, order.expand(4, -1, -1))  # (4, N, K) in that order
+    x1, x2 = planes[0], planes[2]
+    slack = (x1.abs() + x2.abs()).mul_(_WINDOW_ABSOLUTE_SLACK)
+    last_start = x2 - (iou_threshold * (1 - _WINDOW_RELATIVE_SLACK)) * (x2 - x1) + slack
+    sorted_groups = torch.gather(groups, 1, order)
+    run_end = torch.searchsorted(sorted_key, (sorted_groups << 32) + _monotone_bits(last_start), right=True)
     position = torch.arange(k, device=device)
-    starts_group = torch.ones_like(active)
-    starts_group[:, 1:] = groups[:, 1:] != groups[:, :-1]
-    group_first = torch.cummax(torch.where(starts_group, position, 0), dim=1).values  # (N, K)
-    earlier_count = torch.where(active, position - group_first, 0).view(-1)  # (N*K,) same-group rows before
-    first_pair = torch.cumsum(earlier_count, 0)  # (N*K,) one past each row's last pair
+    partners = torch.where(torch.gather(active, 1, order), run_end - position - 1, 0).clamp_(min=0).view(-1)
+    first_pair = torch.cumsum(partners, 0)  # (N*K,) one past each row's last pair
     num_pairs = int(first_pair[-1])
     index_dtype = torch.int32 if num_pairs < 2**31 and n * k < 2**31 else torch.long
-    first_pair -= earlier_count
+    first_pair -= partners
     row = torch.arange(n * k, device=device)
-    # pair p of row j (p counted over all rows) pairs j with row j - 1 - (p - first_pair[j])
-    later = torch.repeat_interleave(row.to(index_dtype), earlier_count, output_size=num_pairs)  # (P,)
-    earlier = torch.repeat_interleave(
-        (row + first_pair - 1).to(index_dtype), earlier_count, output_size=num_pairs
-    )
-    earlier -= torch.arange(num_pairs, dtype=index_dtype, device=device)
+    # pair p (counted over all rows) of sorted row j pairs it with sorted row j + 1 + (p - first_pair[j])
+    first = torch.repeat_interleave(row.to(index_dtype), partners, output_size=num_pairs)  # (P,)
+    second = torch.repeat_interleave((row - first_pair + 1).to(index_dtype), partners, output_size=num_pairs)
+    second += torch.arange(num_pairs, dtype=index_dtype, device=device)
     flat = planes.reshape(4, n * k)
     # index_select: several times faster on CPU than advanced indexing
     found = _overlap_at_least(
-        tuple(flat.index_select(1, earlier)),
-        tuple(flat.index_select(1, later)),
+        tuple(flat.index_select(1, first)),
+        tuple(flat.index_select(1, second)),
         iou_threshold,
         reuse_inputs=True,
     )
     found = found.nonzero().squeeze(1)
-    earlier, later = earlier.index_select(0, found).long(), later.index_select(0, found).long()
-    return later // k, earlier % k, later % k
+    first, second = first.index_select(0, found).long(), second.index_select(0, found).long()
+    # back to rows in score order; partners are inactive-free and of one group by construction
+    row_of = (order + torch.arange(0, n * k, k, device=device).unsqueeze(1)).view(-1)  # sorted -> original
+    first, second = row_of.index_select(0, first), row_of.index_select(0, second)
+    earlier, later = torch.minimum(first, second), torch.maximum(first, second)
+    return earlier // k, earlier % k, later % k
 
 
 # Rows per block when all pairs of earlier rows are needed: the lower triangle is covered block by block.
@@ -133,9 +153,9 @@ def greedy_nms(
     threshold, same group, both active) are found; then the greedy recurrence is solved over them as a fixed
     point (see :func:`_settle`).
 
-    Only pairs within a group can suppress. Unless one group holds (almost) every row, the rows are stably
-    sorted by group (score order stays inside each group) and only the same-group pairs get an IoU;
-    otherwise the lower triangle of the pair matrix is computed block by block.
+    Only pairs within a group can suppress. Unless one group holds (almost) every row, only same-group pairs
+    whose x-extents allow the threshold get an IoU (see :func:`_window_pairs`); otherwise the lower triangle
+    of the pair matrix is computed block by block (dense blocks beat the search when everything clusters).
 
     Args:
         boxes: ``(N, K, 4)`` corners; groups: ``(N, K)`` non-negative integer ids (class ids, or all zero for
@@ -158,8 +178,4 @@ def greedy_nms(
         return active.clone()
     if 4 * (largest_group - 1) >= 3 * k:  # (almost) one group: sorting by group would skip few pairs
         return _settle(active, *_blocked_pairs(boxes, groups, active, iou_threshold))
-    order = torch.sort(groups, dim=1, stable=True).indices  # (N, K)
-    sorted_planes = torch.gather(boxes.movedim(-1, 0), 2, order.expand(4, -1, -1))  # (4, N, K)
-    sorted_groups, sorted_active = torch.gather(groups, 1, order), torch.gather(active, 1, order)
-    keep = _settle(sorted_active, *_group_pairs(sorted_planes, sorted_groups, sorted_active, iou_threshold))
-    return torch.empty_like(keep).scatter_(1, order, keep)
+    return _settle(active, *_window_pairs(boxes, groups, active, iou_threshold))

@@ -103,3 +103,28 @@ def test_inputs_that_require_grad_are_accepted():
     boxes, groups, active = _random_case(3, 1, 20, 2)
     keep = greedy_nms(boxes.requires_grad_(True), groups, active, 0.5)
     assert keep.tolist() == greedy_nms(boxes.detach(), groups, active, 0.5).tolist()
+
+
+def test_window_keeps_pairs_exactly_at_the_threshold():
+    # Box B inside A = [0, 0, 1, 1], right-aligned: IoU = width of B, the tightest case of the x-window
+    # bound (IoU <= x-overlap / width of A). B's left edge steps through the ulps around 1 - threshold.
+    for threshold in (0.3, 0.45, 0.5, 0.7):
+        edge = torch.tensor(1 - threshold, dtype=torch.float32)
+        lefts = [edge]
+        for _ in range(4):
+            lefts = (
+                [torch.nextafter(lefts[0], torch.tensor(0.0))]
+                + lefts
+                + [torch.nextafter(lefts[-1], torch.tensor(1.0))]
+            )
+        rows, groups = [], []
+        for group, left in enumerate(lefts):  # one group per pair: the window path, not the dense blocks
+            rows += [[0.0, 0.0, 1.0, 1.0], [float(left), 0.0, 1.0, 1.0]]
+            groups += [group, group]
+        boxes = torch.tensor([rows])
+        group_ids = torch.tensor([groups])
+        active = torch.ones_like(group_ids, dtype=torch.bool)
+        keep = greedy_nms(boxes, group_ids, active, threshold)
+        expected = sequential_nms(boxes[0].numpy(), group_ids[0].numpy(), active[0].numpy(), threshold)
+        assert keep[0].tolist() == expected.tolist()
+        assert not all(expected[1::2]) and any(expected[1::2])  # both outcomes occur around the edge
