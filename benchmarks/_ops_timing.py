@@ -1,7 +1,4 @@
-"""Wall-clock timing with warm-up, shared by the torch benchmark and the MXNet subprocess.
-
-Kept free of torch and numpy so that it runs unchanged inside ``benchmarks/.venv-mxnet``.
-"""
+"""Wall-clock timing with warm-up and interleaving for ``benchmarks/ops.py``."""
 
 from __future__ import annotations
 
@@ -10,6 +7,17 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+
+
+class SelfTimed:
+    """A callable that times its own work (e.g. in another process) and returns the duration in ms;
+    :func:`measure` records that instead of the wall time of the call."""
+
+    def __init__(self, fn: Callable[[], float]) -> None:
+        self.fn = fn
+
+    def __call__(self) -> float:
+        return self.fn()
 
 
 @dataclass(frozen=True)
@@ -56,7 +64,8 @@ def measure(
     Interleaving spreads any background load on the machine evenly over the compared callables.
     ``sync`` is called before starting and before stopping each clock (a device synchronisation for
     asynchronous back ends). Stops after the round in which ``max_seconds`` have passed, once ``min_repeat``
-    rounds are done. ``on_done(name, timing)`` is called for each callable at the end.
+    rounds are done. ``on_done(name, timing)`` is called for each callable at the end. A :class:`SelfTimed`
+    callable reports its own duration.
     """
     sync = sync or (lambda: None)
     for fn in fns.values():
@@ -68,6 +77,9 @@ def measure(
     started = time.perf_counter()
     for done in range(1, max(1, repeat) + 1):
         for name, fn in fns.items():
+            if isinstance(fn, SelfTimed):
+                times[name].append(float(fn()))
+                continue
             sync()
             t0 = time.perf_counter()
             fn()

@@ -1,26 +1,28 @@
-"""Time MXNet 1.9.1's CPU MultiBoxTarget and MultiBoxDetection on inputs saved by ``benchmarks/ops.py``.
+"""Serve timings of MXNet 1.9.1's CPU MultiBoxTarget and MultiBoxDetection to ``benchmarks/ops.py``.
 
 Runs inside ``benchmarks/.venv-mxnet`` (see ``setup_mxnet.sh``); needs only mxnet and numpy. For every
-input ``X.npz`` it writes the operator outputs to ``X.mxnet.npz`` and prints one JSON object on stdout:
-``{path: {"target": timing, "detection": timing}}``.
+input ``X.npz`` (written by ops.py) it writes the operator outputs to ``X.mxnet.npz``, prints one JSON line
+``{"mxnet_version": ..., "numpy_version": ...}``, then answers requests on stdin, one per line:
+``INDEX OP`` (input number, ``target`` or ``detection``) runs that operator once and prints its wall time in
+ms; ``quit`` (or end of input) stops. ops.py interleaves these requests with its own timed calls, so both
+sides are measured in the same moments of a shared, noisy machine.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import mxnet as mx
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _ops_timing import measure  # noqa: E402
 
-
-def run_case(path: Path, args: argparse.Namespace) -> dict:
+def load_case(path: Path) -> dict[str, Callable[[], object]]:
+    """The two operators on the inputs of ``path``; writes their outputs next to it."""
     data = np.load(path)
     params = json.loads(str(data["params"]))
     anchors = mx.nd.array(data["anchors"][None])
@@ -57,9 +59,6 @@ def run_case(path: Path, args: argparse.Namespace) -> dict:
             nms_topk=dp["nms_topk"],
         )
 
-    timing = {"warmup": args.warmup, "repeat": args.repeat, "max_seconds": args.max_seconds}
-    timings = measure({"target": target, "detection": detection}, sync=mx.nd.waitall, **timing)
-    result = {name: t.as_dict() for name, t in timings.items()}
     loc_target, loc_mask, cls_target = (x.asnumpy() for x in target())
     np.savez(
         path.with_suffix(".mxnet.npz"),
@@ -68,20 +67,29 @@ def run_case(path: Path, args: argparse.Namespace) -> dict:
         cls_target=cls_target,
         detection=detection().asnumpy(),
     )
-    return result
+    return {"target": target, "detection": detection}
+
+
+def timed_call(op: Callable[[], object]) -> float:
+    """Wall time of one call in ms, waiting for MXNet's asynchronous engine before and after."""
+    mx.nd.waitall()
+    start = time.perf_counter()
+    op()
+    mx.nd.waitall()
+    return (time.perf_counter() - start) * 1e3
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("inputs", nargs="+", type=Path, help="npz files written by benchmarks/ops.py")
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--repeat", type=int, default=15)
-    parser.add_argument("--max-seconds", type=float, default=60.0)
     args = parser.parse_args()
-    results = {"mxnet_version": mx.__version__, "numpy_version": np.__version__, "cases": {}}
-    for path in args.inputs:
-        results["cases"][str(path)] = run_case(path, args)
-    print(json.dumps(results))
+    cases = [load_case(path) for path in args.inputs]
+    print(json.dumps({"mxnet_version": mx.__version__, "numpy_version": np.__version__}), flush=True)
+    for line in sys.stdin:
+        words = line.split()
+        if not words or words[0] == "quit":
+            break
+        print(f"{timed_call(cases[int(words[0])][words[1]]):.6f}", flush=True)
 
 
 if __name__ == "__main__":

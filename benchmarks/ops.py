@@ -3,7 +3,8 @@
 One process times ours and torchvision on the same inputs: 8732 anchors of the vgg16_reduced 300 preset,
 batch 32, 21 classes, 1 to 7 boxes per image, in two score distributions ("random" logits and
 "trained"-like, background-dominated ones). The MXNet operators run on the same inputs (saved to
-``benchmarks/out/``) in a subprocess inside ``benchmarks/.venv-mxnet``, created by ``--setup-mxnet``.
+``benchmarks/out/``) in a subprocess inside ``benchmarks/.venv-mxnet``, created by ``--setup-mxnet``; each
+of their calls is requested in turn with the torch-side calls, so all are timed in the same moments.
 
     .venv/bin/python benchmarks/ops.py [--setup-mxnet] [--batch 32] [--device cpu] [--markdown FILE]
 """
@@ -38,7 +39,7 @@ from _ops_cases import (  # noqa: E402
     save_case,
     ssd300_anchors,
 )
-from _ops_timing import measure  # noqa: E402
+from _ops_timing import SelfTimed, measure  # noqa: E402
 from _ops_torchvision import TorchvisionSSD  # noqa: E402
 
 OUT_DIR = HERE / "out"
@@ -71,13 +72,13 @@ MX_TARGET, MX_DETECTION = "MXNet MultiBoxTarget", "MXNet MultiBoxDetection"
 
 
 TV_LOSS_BWD = f"{TV_LOSS}, fwd+bwd"
-# (step, our timing label, reference, reference timing label (None: measured by MXNet), speed-up goal)
+# (step, our timing label, reference, reference timing label, speed-up goal)
 COMPARISONS = (
     ("target + loss (forward)", "ours target + loss", TV_LOSS, TV_LOSS, 2.0),
     ("target + loss (fwd + bwd)", "ours target + loss, fwd+bwd", TV_LOSS, TV_LOSS_BWD, 2.0),
     ("softmax + per-class detection", "ours softmax + per-class detection", TV_POST, TV_POST, 4.0),
-    ("target", "ours target", MX_TARGET, None, 2.0),
-    ("MXNet-semantics detection", "ours MXNet-semantics detection", MX_DETECTION, None, 2.0),
+    ("target", "ours target", MX_TARGET, MX_TARGET, 2.0),
+    ("MXNet-semantics detection", "ours MXNet-semantics detection", MX_DETECTION, MX_DETECTION, 2.0),
 )
 
 
@@ -116,10 +117,12 @@ def log(message: str) -> None:
 
 
 class Bench:
-    """Torch-side measurements (ours and torchvision) of one case on one device."""
+    """Measurements of one case: ours and torchvision on one device, MXNet's operators (when ``mxnet`` is
+    given: a function ``op -> ms`` timing one call in the MXNet process) interleaved with them."""
 
-    def __init__(self, case: Case, device: torch.device, tv: TorchvisionSSD, ours, args) -> None:
+    def __init__(self, case: Case, device: torch.device, tv: TorchvisionSSD, ours, args, mxnet=None) -> None:
         self.case, self.device, self.tv, self.ours, self.args = case, device, tv, ours, args
+        self.mxnet = mxnet
         t = lambda a: torch.from_numpy(a).to(device)  # noqa: E731
         self.anchors = t(case.anchors)
         self.labels = t(case.labels)
@@ -154,7 +157,10 @@ class Bench:
             log(f"  {self.case.name:8s} {label:40s} {timing.median:10.2f} ms (n={len(timing.times_ms)})")
 
         timings = measure(
-            {label: with_grad_mode(fn, grad) for label, (fn, grad) in fns.items()},
+            {
+                label: fn if isinstance(fn, SelfTimed) else with_grad_mode(fn, grad)
+                for label, (fn, grad) in fns.items()
+            },
             sync=sync,
             warmup=self.args.warmup,
             repeat=self.args.repeat,
@@ -200,7 +206,7 @@ class Bench:
 
     # all -------------------------------------------------------------------------------------------
     def run(self) -> tuple[list[Row], dict]:
-        """Time every step; returns the rows (MXNet columns empty) and our outputs for the cross-checks."""
+        """Time every step; returns the rows and our outputs for the cross-checks."""
         name, ours = self.case.name, self.ours is not None
         leaf = lambda x: x.detach().clone().requires_grad_(True)  # noqa: E731
         tv_loc, tv_logits = leaf(self.tv_loc), leaf(self.tv_logits)
@@ -218,6 +224,11 @@ class Bench:
                 "ours softmax + per-class detection": (self.per_class_detection, False),
                 "ours target": (lambda: self.target(self.logits), False),
                 "ours MXNet-semantics detection": (self.mxnet_detection, False),
+            }
+        if self.mxnet is not None:
+            fns |= {
+                MX_TARGET: (SelfTimed(lambda: self.mxnet("target")), False),
+                MX_DETECTION: (SelfTimed(lambda: self.mxnet("detection")), False),
             }
         t = self.time(fns)
         rows = [
@@ -247,27 +258,36 @@ def setup_mxnet() -> None:
     subprocess.run(["bash", str(HERE / "setup_mxnet.sh")], check=True)
 
 
-def run_mxnet(paths: list[Path], args) -> dict | None:
-    """MXNet timings per npz path, or None (with a message) when the run fails."""
-    cmd = [str(mxnet_python()), str(HERE / "mxnet_ops.py"), *map(str, paths)]
-    cmd += [
-        "--warmup",
-        str(args.warmup),
-        "--repeat",
-        str(args.repeat),
-        "--max-seconds",
-        str(args.max_seconds),
-    ]
-    log("running MXNet 1.9.1 operators in a subprocess ...")
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        log(f"MXNet run failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
-        return None
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    for path, timings in result["cases"].items():
-        for op, t in timings.items():
-            log(f"  {Path(path).stem:24s} MXNet {op:33s} {t['median_ms']:10.2f} ms (n={t['n']})")
-    return result
+class MXNetServer:
+    """MXNet's operators on the saved cases, timed one call at a time in the MXNet virtualenv
+    (``mxnet_ops.py``), so that they interleave with the torch-side calls."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        log("starting MXNet 1.9.1 in a subprocess ...")
+        cmd = [str(mxnet_python()), str(HERE / "mxnet_ops.py"), *map(str, paths)]
+        self.paths = [str(p) for p in paths]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        ready = self.proc.stdout.readline()
+        if not ready:
+            raise RuntimeError(f"MXNet subprocess failed (exit {self.proc.wait()}); see its messages above")
+        self.versions = json.loads(ready)
+
+    def timer(self, path: Path):
+        """``op -> ms``: one timed call of ``op`` ("target" or "detection") on the case saved at ``path``."""
+        index = self.paths.index(str(path))
+
+        def time_one(op: str) -> float:
+            self.proc.stdin.write(f"{index} {op}\n")
+            self.proc.stdin.flush()
+            return float(self.proc.stdout.readline())
+
+        return time_one
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.write("quit\n")
+            self.proc.stdin.close()
+            self.proc.wait()
 
 
 # cross-checks --------------------------------------------------------------------------------------
@@ -459,28 +479,28 @@ def main() -> None:
     OUT_DIR.mkdir(exist_ok=True)
     rows, outputs, cases, paths = [], {}, {}, {}
     for name in args.cases:
-        case = make_case(name, args.batch, anchors, seed=args.seed)
-        cases[name] = case
+        cases[name] = make_case(name, args.batch, anchors, seed=args.seed)
         paths[name] = OUT_DIR / f"ssd300_{name}_b{args.batch}.npz"
         if use_mxnet:
-            save_case(case, paths[name], TARGET_PARAMS, MXNET_DETECTION_PARAMS)
-        log(f"case {name}: {CASE_DESCRIPTIONS[name]}")
-        case_rows, outputs[name] = Bench(case, device, tv, ours, args).run()
-        rows += case_rows
-
-    mx = run_mxnet(list(paths.values()), args) if use_mxnet else None
-    if mx is not None:
-        for row in rows:
-            op = {MX_TARGET: "target", MX_DETECTION: "detection"}.get(row.reference)
-            if op:
-                row.ref = mx["cases"][str(paths[row.case])][op]
+            save_case(cases[name], paths[name], TARGET_PARAMS, MXNET_DETECTION_PARAMS)
+    mx = MXNetServer(list(paths.values())) if use_mxnet else None
+    try:
+        for name, case in cases.items():
+            log(f"case {name}: {CASE_DESCRIPTIONS[name]}")
+            timer = mx.timer(paths[name]) if mx else None
+            case_rows, outputs[name] = Bench(case, device, tv, ours, args, timer).run()
+            rows += case_rows
+    finally:
+        if mx:
+            mx.close()
 
     threads = torch.get_num_threads()
     print(
         f"SSD300 MultiBox ops: {anchors.shape[0]} anchors, batch {args.batch}, {NUM_CLASSES + 1} classes, "
         f"device {device}; torch {torch.__version__} ({threads} threads), "
         f"torchvision {torchvision.__version__}, "
-        f"MXNet {mx['mxnet_version'] if mx else 'not run'}; {platform.processor() or platform.machine()}, "
+        f"MXNet {mx.versions['mxnet_version'] if mx else 'not run'}; "
+        f"{platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPUs"
     )
     print(
