@@ -176,6 +176,8 @@ def greedy_nms(
     largest_group = int(counts[:, :num_groups].max())
     if largest_group == 1:  # no two active rows share a group
         return active.clone()
-    if 4 * (largest_group - 1) >= 3 * k:  # (almost) one group: sorting by group would skip few pairs
+    # (almost) one group: the window search would skip few pairs. While tracing: the tracer cannot record
+    # the dtype view of the window's sort key, and the dense blocks need none.
+    if 4 * (largest_group - 1) >= 3 * k or torch.jit.is_tracing():
         return _settle(active, *_blocked_pairs(boxes, groups, active, iou_threshold))
     return _settle(active, *_window_pairs(boxes, groups, active, iou_threshold))
