@@ -10,6 +10,7 @@ from multibox.ops._checks import as_anchor_matrix, check_rank
 from multibox.ops.boxes import decode_boxes
 from multibox.ops.first_max import max_with_first_index
 from multibox.ops.nms import greedy_nms
+from multibox.ops.sort_keys import monotone_bits
 
 
 def _check_inputs(cls_prob: torch.Tensor, loc_pred: torch.Tensor, anchors: torch.Tensor):
@@ -93,9 +94,7 @@ def multibox_detection(
 def _descending_key(values: torch.Tensor, index: torch.Tensor, width: int) -> torch.Tensor:
     """int64 keys ordering float32 ``values`` descending, equal values by ascending ``index < width``: the
     value's bits made monotone in the high word, the reversed index in the low word (so keys are unique)."""
-    bits = values.float().contiguous().view(torch.int32)
-    monotone = torch.where(bits < 0, bits ^ 0x7FFFFFFF, bits).long()  # same order as the floats
-    return (monotone << 32) | (width - 1 - index)
+    return (monotone_bits(values) << 32) | (width - 1 - index)
 
 
 def _top_rows(key: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -144,7 +143,7 @@ def _detect_mxnet(
     rows = out.view(-1, 6)  # (N*A, 6)
     if width == num_anchors and bool((valid_count == num_anchors).all()):
         # every anchor valid: the compaction is the identity
-        filled = compact_anchor = None
+        compact_anchor = None
         key = score  # (N, A)
         out[..., 1] = score
         _decode(anchors.unsqueeze(0), offsets, variances, clip, out=out[..., 2:])
@@ -172,7 +171,6 @@ def _detect_mxnet(
         key.view(-1).index_copy_(0, compact, list_score)
         compact_anchor = torch.zeros((n, width), dtype=torch.long, device=device)
         compact_anchor.view(-1).index_copy_(0, compact, anchor)
-        filled = torch.arange(width, device=device) < valid_count  # (N, width)
 
     def class_of(positions: torch.Tensor) -> torch.Tensor:
         """Foreground class (first maximum) of the compacted rows at ``positions (N, K)`` (fastest when
@@ -184,7 +182,9 @@ def _detect_mxnet(
     if not 0 < nms_threshold <= 1:  # no sorting, no suppression: valid rows in anchor order
         everything = torch.arange(width, device=device).expand(n, -1)
         classes = class_of(everything)
-        out[:, :width, 0] = classes if filled is None else torch.where(filled, classes, -1.0)
+        if compact_anchor is not None:  # compacted rows past an image's valid count stay -1
+            classes = torch.where(everything < valid_count, classes, -1.0)
+        out[:, :width, 0] = classes
         return out
 
     keep_count = valid_count if nms_topk <= 0 else valid_count.clamp(max=int(nms_topk))  # (N, 1)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from multibox.ops.sort_keys import monotone_bits
+
 
 def _overlap_at_least(
     first: tuple, second: tuple, iou_threshold: float, *, reuse_inputs: bool = False
@@ -34,12 +36,6 @@ def _planes(boxes: torch.Tensor) -> torch.Tensor:
     return boxes.movedim(-1, 0).contiguous()
 
 
-def _monotone_bits(values: torch.Tensor) -> torch.Tensor:
-    """int64 of float32 ``values`` with the same order (signed, within the int32 range)."""
-    bits = values.float().contiguous().view(torch.int32)
-    return torch.where(bits < 0, bits ^ 0x7FFFFFFF, bits).long()
-
-
 # Widens the x-window of candidate partners: a computed IoU (float32) may exceed the exact one by a few
 # ulps, and the window's bound is itself rounded; both are far below these margins.
 _WINDOW_RELATIVE_SLACK = 1e-3
@@ -57,14 +53,14 @@ def _window_pairs(boxes, groups, active, iou_threshold):
     """
     n, k = active.shape
     device = boxes.device
-    key = (groups << 32) + _monotone_bits(boxes[..., 0])  # (N, K): group, then x1
+    key = (groups << 32) + monotone_bits(boxes[..., 0])  # (N, K): group, then x1
     sorted_key, order = torch.sort(key, dim=1)
     planes = torch.gather(boxes.movedim(-1, 0), 2, order.expand(4, -1, -1))  # (4, N, K) in that order
     x1, x2 = planes[0], planes[2]
     slack = (x1.abs() + x2.abs()).mul_(_WINDOW_ABSOLUTE_SLACK)
     last_start = x2 - (iou_threshold * (1 - _WINDOW_RELATIVE_SLACK)) * (x2 - x1) + slack
     sorted_groups = torch.gather(groups, 1, order)
-    run_end = torch.searchsorted(sorted_key, (sorted_groups << 32) + _monotone_bits(last_start), right=True)
+    run_end = torch.searchsorted(sorted_key, (sorted_groups << 32) + monotone_bits(last_start), right=True)
     position = torch.arange(k, device=device)
     partners = torch.where(torch.gather(active, 1, order), run_end - position - 1, 0).clamp_(min=0).view(-1)
     first_pair = torch.cumsum(partners, 0)  # (N*K,) one past each row's last pair
