@@ -30,6 +30,17 @@ def box_iou(boxes1: torch.Tensor, boxes2: torch.Tensor) -> torch.Tensor:
     return torch.where(union > 0, inter / torch.where(union > 0, union, torch.ones_like(union)), 0.0)
 
 
+def coordinate_planes(boxes: torch.Tensor) -> torch.Tensor:
+    """``(..., 4)`` rows as contiguous coordinate planes ``(4, ...)`` (the same as
+    ``boxes.movedim(-1, 0).contiguous()``).
+
+    Copied as ``(R, 2, 2) -> (2, 2, R)``: on CPU torch copies that permutation several times faster than the
+    plain ``(R, 4) -> (4, R)`` transpose (six times at 10^5 rows).
+    """
+    lead = boxes.shape[:-1]
+    return boxes.reshape(-1, 2, 2).permute(1, 2, 0).contiguous().view(4, *lead)
+
+
 def _variances(variances: Sequence[float]) -> tuple[float, float, float, float]:
     if len(variances) != 4 or any(not float(v) > 0 for v in variances):
         raise ValueError(f"variances must be 4 positive numbers, got {tuple(variances)}")
@@ -90,8 +101,8 @@ def decode_boxes(
         ``(..., 4)`` corner boxes (``out`` when given).
     """
     vx, vy, vw, vh = _variances(variances)
-    ax1, ay1, ax2, ay2 = anchors.unbind(-1)
-    dx, dy, dw, dh = offsets.movedim(-1, 0).contiguous()  # contiguous planes: one copy, then fast passes
+    ax1, ay1, ax2, ay2 = coordinate_planes(anchors)
+    dx, dy, dw, dh = coordinate_planes(offsets)  # contiguous planes: one copy, then fast passes
     aw, ah = ax2 - ax1, ay2 - ay1
     ax, ay = (ax1 + ax2) / 2, (ay1 + ay2) / 2
     cx = dx * vx * aw + ax

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from multibox.ops.boxes import coordinate_planes
 from multibox.ops.sort_keys import monotone_bits
 
 
@@ -28,12 +29,6 @@ def _overlap_at_least(
     else:
         union = torch.add((ax2 - ax1) * (ay2 - ay1), (bx2 - bx1) * (by2 - by1), out=height)
     return inter.div_(union.sub_(inter)) >= iou_threshold
-
-
-def _planes(boxes: torch.Tensor) -> torch.Tensor:
-    """``(..., 4)`` boxes as contiguous ``(4, ...)`` coordinate planes (broadcasting stride-4 columns is
-    several times slower on CPU)."""
-    return boxes.movedim(-1, 0).contiguous()
 
 
 # Widens the x-window of candidate partners: a computed IoU (float32) may exceed the exact one by a few
@@ -97,7 +92,7 @@ def _blocked_pairs(boxes, groups, active, iou_threshold):
     """Suppression pairs ``(image, earlier, later)`` among all rows, the lower triangle block by block."""
     k = active.shape[1]
     device = boxes.device
-    planes = _planes(boxes)  # (4, N, K)
+    planes = coordinate_planes(boxes)  # (4, N, K): broadcasting stride-4 columns is several times slower
     found = []
     for start in range(0, k, _ROW_BLOCK):
         stop = min(k, start + _ROW_BLOCK)

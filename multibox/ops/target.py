@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 
 from multibox.ops._checks import as_anchor_matrix, check_finite, check_rank
-from multibox.ops.boxes import encode_boxes
+from multibox.ops.boxes import coordinate_planes, encode_boxes
 from multibox.ops.first_max import max_with_first_index
 
 # The CPU kernel only accepts a bipartite match whose IoU is strictly above this value.
@@ -63,7 +63,7 @@ def _overlaps(anchors: torch.Tensor, gt_boxes: torch.Tensor) -> torch.Tensor:
     Laid out ground-truth-major so every pass runs over the long anchor axis.
     """
     # contiguous coordinate rows: broadcasting a stride-4 column is ten times slower on CPU
-    ax1, ay1, ax2, ay2 = (c.unsqueeze(1) for c in anchors.movedim(-1, 0).contiguous())  # (B, 1, A) each
+    ax1, ay1, ax2, ay2 = (c.unsqueeze(1) for c in coordinate_planes(anchors))  # (B, 1, A) each
     gx1, gy1, gx2, gy2 = (gt_boxes[..., i].unsqueeze(-1) for i in range(4))  # (N, M, 1)
     inter = torch.minimum(ax2, gx2) - torch.maximum(ax1, gx1)
     inter.clamp_(min=0)

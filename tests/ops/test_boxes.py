@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from multibox.ops import box_iou, decode_boxes, encode_boxes
+from multibox.ops.boxes import coordinate_planes
 
 coordinate = st.floats(0.0, 1.0, allow_nan=False, width=32)
 extent = st.floats(0.015625, 1.0, allow_nan=False, width=32)
@@ -94,3 +95,14 @@ def test_decode_is_differentiable_without_out():
     decode_boxes(anchor, offset, (0.1, 0.1, 0.2, 0.2)).sum().backward()
     # d(sum of corners)/d offsets: x1 + x2 = 2 cx, so 2 * vx * aw for dx; the half sizes cancel for dw, dh
     np.testing.assert_allclose(offset.grad.numpy(), [[2 * 0.1 * 0.4, 2 * 0.1 * 0.2, 0.0, 0.0]], atol=1e-12)
+
+
+def test_coordinate_planes_are_the_columns():
+    rows = torch.arange(2 * 3 * 4, dtype=torch.float32).view(2, 3, 4)
+    planes = coordinate_planes(rows)
+    assert planes.shape == (4, 2, 3) and planes.is_contiguous()
+    for i in range(4):
+        assert torch.equal(planes[i], rows[..., i])
+    wide = torch.randn(50, 6)[:, 1:5]  # strided columns of a wider row, as the detection's output holds them
+    assert torch.equal(coordinate_planes(wide), wide.t())
+    assert coordinate_planes(torch.empty(0, 4)).shape == (4, 0)
