@@ -8,7 +8,7 @@ import torch
 
 from multibox.ops._checks import as_anchor_matrix, check_rank
 from multibox.ops.boxes import decode_boxes
-from multibox.ops.first_max import max_with_first_index
+from multibox.ops.first_max import first_index_of
 from multibox.ops.nms import greedy_nms
 from multibox.ops.sort_keys import monotone_bits
 
@@ -174,10 +174,10 @@ def _detect_mxnet(
 
     def class_of(positions: torch.Tensor) -> torch.Tensor:
         """Foreground class (first maximum) of the compacted rows at ``positions (N, K)`` (fastest when
-        ascending: the probabilities are then read front to back)."""
+        ascending: the probabilities are then read front to back); ``C`` for padding positions."""
         anchor = positions if compact_anchor is None else torch.gather(compact_anchor, 1, positions)  # (N, K)
         picked = torch.gather(foreground, 2, anchor.unsqueeze(1).expand(-1, foreground.shape[1], -1))
-        return max_with_first_index(picked.float())[1].float()  # of (N, C, K)
+        return first_index_of(picked.float(), torch.gather(key, 1, positions)).float()  # of (N, C, K)
 
     if not 0 < nms_threshold <= 1:  # no sorting, no suppression: valid rows in anchor order
         everything = torch.arange(width, device=device).expand(n, -1)

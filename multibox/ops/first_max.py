@@ -12,9 +12,15 @@ def max_with_first_index(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
     middle axis with them: ``amax`` finds the value, and a second ``amax`` over countdown weights
     ``[C, C-1, ..., 1]`` on the positions equal to it finds the first one.
     """
-    num_rows = values.shape[1]
     best = values.amax(dim=1)  # (N, A)
+    return best, first_index_of(values, best)
+
+
+def first_index_of(values: torch.Tensor, best: torch.Tensor) -> torch.Tensor:
+    """Index over dim 1 of ``values (N, C, A)`` where ``best (N, A)`` first occurs, ``(N, A)`` int64; ``C``
+    where it does not occur. A second ``amax`` over countdown weights ``[C, C-1, ..., 1]`` on the positions
+    equal to it."""
+    num_rows = values.shape[1]
     rank_dtype = torch.uint8 if num_rows < 256 else torch.int32
     countdown = torch.arange(num_rows, 0, -1, dtype=rank_dtype, device=values.device).view(1, -1, 1)
-    first = num_rows - ((values == best.unsqueeze(1)) * countdown).amax(dim=1).long()
-    return best, first
+    return num_rows - ((values == best.unsqueeze(1)) * countdown).amax(dim=1).long()

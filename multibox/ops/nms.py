@@ -38,7 +38,8 @@ _WINDOW_ABSOLUTE_SLACK = 2.0**-20
 
 
 def _window_pairs(boxes, groups, active, iou_threshold):
-    """Suppression pairs ``(image, earlier, later)`` (score order = row order) among same-group active rows.
+    """Suppression pairs ``(source, target)`` among same-group active rows: flat row indices
+    ``image * K + row``, the source earlier in score order (= row order).
 
     A pair's IoU is at most its x-overlap over the width of the box that starts first, so ``IoU >= t`` needs
     the other box to start no later than ``x2 - t * width`` of the first. Sorted by (group, x1), each row's
@@ -76,12 +77,11 @@ def _window_pairs(boxes, groups, active, iou_threshold):
         reuse_inputs=True,
     )
     found = found.nonzero().squeeze(1)
-    first, second = first.index_select(0, found).long(), second.index_select(0, found).long()
-    # back to rows in score order; partners are inactive-free and of one group by construction
+    # back to flat rows in score order; partners are inactive-free and of one group by construction
     row_of = (order + torch.arange(0, n * k, k, device=device).unsqueeze(1)).view(-1)  # sorted -> original
-    first, second = row_of.index_select(0, first), row_of.index_select(0, second)
-    earlier, later = torch.minimum(first, second), torch.maximum(first, second)
-    return earlier // k, earlier % k, later % k
+    first = row_of.index_select(0, first.index_select(0, found))
+    second = row_of.index_select(0, second.index_select(0, found))
+    return torch.minimum(first, second), torch.maximum(first, second)
 
 
 # Rows per block when all pairs of earlier rows are needed: the lower triangle is covered block by block.
@@ -89,7 +89,8 @@ _ROW_BLOCK = 64
 
 
 def _blocked_pairs(boxes, groups, active, iou_threshold):
-    """Suppression pairs ``(image, earlier, later)`` among all rows, the lower triangle block by block."""
+    """Suppression pairs ``(source, target)`` as :func:`_window_pairs`, from the lower triangle of all pairs,
+    block by block."""
     k = active.shape[1]
     device = boxes.device
     planes = coordinate_planes(boxes)  # (4, N, K): broadcasting stride-4 columns is several times slower
@@ -105,32 +106,29 @@ def _blocked_pairs(boxes, groups, active, iou_threshold):
         overlap &= active[:, :stop].unsqueeze(2) & active[:, start:stop].unsqueeze(1)
         overlap &= torch.arange(stop, device=device).unsqueeze(1) < torch.arange(start, stop, device=device)
         image, earlier, later = overlap.nonzero(as_tuple=True)
-        found.append((image, earlier, later + start))
+        found.append((image * k + earlier, image * k + later + start))
     return tuple(torch.cat(parts) for parts in zip(*found, strict=True))
 
 
-def _settle(active: torch.Tensor, image, earlier, later) -> torch.Tensor:
-    """The greedy result from the suppression pairs: the fixed point of ``keep_j = active_j and not
-    any(keep_i for pairs (i, j))``, iterated from "keep all active rows".
+def _settle(active: torch.Tensor, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The greedy result from the suppression pairs (flat rows, each ``source`` before its ``target``): the
+    fixed point of ``keep_j = active_j and not any(keep_i for pairs (i, j))``, iterated from "keep all active
+    rows".
 
     The fixed point is unique (pairs point forward) and equals the sequential loop's result; the number of
     rounds is the longest suppression chain (a handful in practice, at most ``K``), each a scatter over the
     pairs only.
     """
     n, k = active.shape
-    flat_active = active.reshape(-1)
-    keep = flat_active.clone()
-    if image.numel() == 0:
-        return keep.view(n, k)
-    source, target = image * k + earlier, image * k + later
+    if source.numel() == 0:
+        return active.clone()
+    flat_active = active.reshape(-1).int()
+    keep = flat_active
     while True:
-        kept_sources = keep.index_select(0, source).int()
-        suppressed = torch.zeros(n * k, dtype=torch.int32, device=active.device).index_add_(
-            0, target, kept_sources
-        )
-        updated = flat_active & (suppressed == 0)
+        suppressed = torch.zeros_like(flat_active).index_add_(0, target, keep.index_select(0, source))
+        updated = torch.where(suppressed == 0, flat_active, 0)
         if torch.equal(updated, keep):
-            return keep.view(n, k)
+            return keep.bool().view(n, k)
         keep = updated
 
 
