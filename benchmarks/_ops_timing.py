@@ -46,6 +46,7 @@ class Timing:
             "q3_ms": q3,
             "min_ms": min(self.times_ms),
             "n": len(self.times_ms),
+            "times_ms": list(self.times_ms),
         }
 
 

@@ -80,6 +80,10 @@ COMPARISONS = (
     ("target", "ours target", MX_TARGET, MX_TARGET, 2.0),
     ("MXNet-semantics detection", "ours MXNet-semantics detection", MX_DETECTION, MX_DETECTION, 2.0),
 )
+# --steps names of the comparisons
+STEP_KEYS = dict(
+    zip(("loss", "loss-bwd", "per-class", "target", "mxnet-detection"), COMPARISONS, strict=True)
+)
 
 
 @dataclass
@@ -101,6 +105,15 @@ class Row:
     @property
     def speedup(self) -> float | None:
         return self.speedup_by("median_ms")
+
+    @property
+    def paired_speedup(self) -> float | None:
+        """Median over rounds of reference / ours timed in the same round: a slow spell of the machine
+        lengthens both calls of a round, so it cancels here."""
+        if self.ours is None or self.ref is None:
+            return None
+        pairs = zip(self.ref["times_ms"], self.ours["times_ms"], strict=True)
+        return float(np.median([ref / ours for ref, ours in pairs]))
 
 
 def load_ours() -> tuple[SimpleNamespace | None, str]:
@@ -230,10 +243,14 @@ class Bench:
                 MX_TARGET: (SelfTimed(lambda: self.mxnet("target")), False),
                 MX_DETECTION: (SelfTimed(lambda: self.mxnet("detection")), False),
             }
-        t = self.time(fns)
+        comparisons = [STEP_KEYS[key] for key in self.args.steps]
+        wanted = {
+            label for _, ours_label, _, ref_label, _ in comparisons for label in (ours_label, ref_label)
+        }
+        t = self.time({label: fn for label, fn in fns.items() if label in wanted})
         rows = [
             Row(name, step, t.get(ours_label), ref, t.get(ref_label), goal)
-            for step, ours_label, ref, ref_label, goal in COMPARISONS
+            for step, ours_label, ref, ref_label, goal in comparisons
         ]
         outputs = {}
         if ours:
@@ -398,7 +415,17 @@ def verdict(row: Row, on_cpu: bool) -> str:
 
 
 def table(rows: list[Row], on_cpu: bool) -> list[list[str]]:
-    header = ["case", "step", "ours ms [IQR]", "reference", "ref ms [IQR]", "speed-up", "(by min)", "goal"]
+    header = [
+        "case",
+        "step",
+        "ours ms [IQR]",
+        "reference",
+        "ref ms [IQR]",
+        "speed-up",
+        "(by min)",
+        "(paired)",
+        "goal",
+    ]
     body = [
         [
             r.case,
@@ -408,6 +435,7 @@ def table(rows: list[Row], on_cpu: bool) -> list[list[str]]:
             fmt_time(r.ref),
             "n/a" if r.speedup is None else f"{r.speedup:.2f}x",
             "n/a" if r.speedup is None else f"{r.speedup_by('min_ms'):.2f}x",
+            "n/a" if r.paired_speedup is None else f"{r.paired_speedup:.2f}x",
             verdict(r, on_cpu),
         ]
         for r in rows
@@ -435,6 +463,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--device", default="cpu", help="torch device for ours and torchvision (MXNet: CPU)")
     parser.add_argument(
         "--cases", nargs="+", default=list(CASE_DESCRIPTIONS), choices=list(CASE_DESCRIPTIONS)
+    )
+    parser.add_argument(
+        "--steps",
+        nargs="+",
+        default=list(STEP_KEYS),
+        choices=list(STEP_KEYS),
+        help="comparisons to time (default: all); the others' calls are left out of the rounds",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--warmup", type=int, default=2, help="untimed calls before timing")
@@ -505,7 +540,8 @@ def main() -> None:
     )
     print(
         "Times: median [interquartile range] in ms of interleaved repeated calls after warm-up; speed-up ="
-        " reference / ours, by median (and by minimum); "
+        " reference / ours, by median (by minimum; paired: median over rounds of reference / ours timed in"
+        " the same round); "
         f"{_foreign_load(cpu_start)}"
     )
     for name, case in cases.items():
@@ -536,7 +572,7 @@ def main() -> None:
     if args.markdown:
         args.markdown.write_text(markdown(cells))
     if args.json:
-        figures = [{**r.__dict__, "speedup": r.speedup} for r in rows]
+        figures = [{**r.__dict__, "speedup": r.speedup, "paired_speedup": r.paired_speedup} for r in rows]
         args.json.write_text(
             json.dumps({"device": str(device), "batch": args.batch, "rows": figures}, indent=1)
         )
