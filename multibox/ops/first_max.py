@@ -18,8 +18,8 @@ def max_with_first_index(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
 
 def first_index_of(values: torch.Tensor, best: torch.Tensor) -> torch.Tensor:
     """Index over dim 1 of ``values (N, C, A)`` where ``best (N, A)`` first occurs, ``(N, A)`` int64; ``C``
-    where it does not occur. A second ``amax`` over countdown weights ``[C, C-1, ..., 1]`` on the positions
-    equal to it."""
+    where it does not occur: an ``amax`` over countdown weights ``[C, C-1, ..., 1]`` on the positions equal
+    to it."""
     num_rows = values.shape[1]
     rank_dtype = torch.uint8 if num_rows < 256 else torch.int32
     countdown = torch.arange(num_rows, 0, -1, dtype=rank_dtype, device=values.device).view(1, -1, 1)

@@ -37,6 +37,12 @@ _WINDOW_RELATIVE_SLACK = 1e-3
 _WINDOW_ABSOLUTE_SLACK = 2.0**-20
 
 
+def _group_x_key(groups: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """int64 keys ordering rows by group, then by the float32 coordinate ``x`` (the rows' sort key and the
+    window bounds searched in it must be built alike)."""
+    return (groups << 32) + monotone_bits(x)
+
+
 def _window_pairs(boxes, groups, active, iou_threshold):
     """Suppression pairs ``(source, target)`` among same-group active rows: flat row indices
     ``image * K + row``, the source earlier in score order (= row order).
@@ -49,14 +55,13 @@ def _window_pairs(boxes, groups, active, iou_threshold):
     """
     n, k = active.shape
     device = boxes.device
-    key = (groups << 32) + monotone_bits(boxes[..., 0])  # (N, K): group, then x1
-    sorted_key, order = torch.sort(key, dim=1)
+    sorted_key, order = torch.sort(_group_x_key(groups, boxes[..., 0]), dim=1)  # (N, K): group, then x1
     planes = torch.gather(boxes.movedim(-1, 0), 2, order.expand(4, -1, -1))  # (4, N, K) in that order
     x1, x2 = planes[0], planes[2]
     slack = (x1.abs() + x2.abs()).mul_(_WINDOW_ABSOLUTE_SLACK)
     last_start = x2 - (iou_threshold * (1 - _WINDOW_RELATIVE_SLACK)) * (x2 - x1) + slack
     sorted_groups = torch.gather(groups, 1, order)
-    run_end = torch.searchsorted(sorted_key, (sorted_groups << 32) + monotone_bits(last_start), right=True)
+    run_end = torch.searchsorted(sorted_key, _group_x_key(sorted_groups, last_start), right=True)
     position = torch.arange(k, device=device)
     partners = torch.where(torch.gather(active, 1, order), run_end - position - 1, 0).clamp_(min=0).view(-1)
     first_pair = torch.cumsum(partners, 0)  # (N*K,) one past each row's last pair
