@@ -14,6 +14,7 @@ from multibox.ops.first_max import max_with_first_index
 _MIN_MATCH_IOU = 1e-6
 # float32 x > _MIN_MATCH_IOU  <=>  x >= _ABOVE_MIN_MATCH_IOU
 _ABOVE_MIN_MATCH_IOU = float(torch.nextafter(torch.tensor(_MIN_MATCH_IOU), torch.tensor(1.0)))
+_LOG2_E = 1.4426950408889634  # exp(x) = 2 ** (x log2 e)
 _TINY = float(torch.finfo(torch.float32).smallest_normal) * 2.0**-23  # smallest positive (subnormal) float32
 # Stands in for padding ground-truth rows: overlaps no anchor (IoU 0), so it never wins a tie against the
 # valid rows, which come first.
@@ -157,15 +158,16 @@ def _greedy_bipartite(
 def _background_probability(cls_preds: torch.Tensor) -> torch.Tensor:
     """Softmax probability of class 0, ``(N, A)`` float32, from logits ``(N, C+1, A)``.
 
-    Computed as ``1 / sum_j exp(x_j - x_0)`` one class at a time: no ``(N, C+1, A)`` temporary (its fresh
-    pages cost more than the arithmetic) and no normalisation of the classes nobody reads here.
+    Computed as ``1 / sum_j 2 ** ((x_j - x_0) log2 e)`` one class at a time: no ``(N, C+1, A)`` temporary (its
+    fresh pages cost more than the arithmetic), no normalisation of the classes nobody reads here, and
+    ``exp2``, which torch computes about twice as fast as ``exp`` on CPU (the ranking it feeds is unchanged
+    but for values within a few float32 ulps).
     """
-    background = cls_preds[:, 0].float()
-    total = torch.ones_like(background)
-    term = torch.empty_like(background)
+    scaled_background = cls_preds[:, 0].float() * -_LOG2_E  # (N, A)
+    total = torch.ones_like(scaled_background)
+    term = torch.empty_like(scaled_background)
     for j in range(1, cls_preds.shape[1]):
-        torch.sub(cls_preds[:, j], background, out=term)
-        total.add_(term.exp_())
+        total.add_(torch.add(scaled_background, cls_preds[:, j], alpha=_LOG2_E, out=term).exp2_())
     return total.reciprocal_()
 
 

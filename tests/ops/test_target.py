@@ -3,8 +3,11 @@ import math
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from multibox.ops import multibox_target
+from multibox.ops.target import _background_probability
 from tests.golden import golden_files, load_golden
 
 
@@ -228,3 +231,25 @@ def test_matching_equals_a_plain_loop_for_mixed_ground_truth_counts():
         expected = [labels[i, g, 0] + 1 if g >= 0 else (0.0 if count else -1.0) for g in matched]
         assert cls_target[i].tolist() == expected, f"image {i} with {count} boxes"
         assert loc_mask[i].view(-1, 4)[:, 0].tolist() == [float(g >= 0) for g in matched]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(1, 3),
+    st.integers(2, 22),
+    st.integers(1, 50),
+    st.floats(0.1, 30.0),
+    st.integers(0, 2**31 - 1),
+    st.sampled_from([torch.float32, torch.float16]),
+)
+def test_background_probability_is_the_softmax_of_class_zero(n, num_rows, num_anchors, spread, seed, dtype):
+    """The mining score (computed through exp2) agrees with a float64 softmax to float32 precision."""
+    generator = torch.Generator().manual_seed(seed)
+    logits = (torch.randn(n, num_rows, num_anchors, generator=generator) * spread).to(dtype)
+    expected = torch.softmax(logits.double(), dim=1)[:, 0]
+    got = _background_probability(logits)
+    assert got.dtype == torch.float32 and got.shape == (n, num_anchors)
+    # float32 rounds each exponent's argument to ~1e-7 of the logits' magnitude: that much relative error, and
+    # softmax values below float32's range flush to 0
+    rtol = 2e-6 + 1e-6 * float(logits.float().abs().max())
+    torch.testing.assert_close(got.double(), expected, rtol=rtol, atol=1e-37)
