@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from multibox.errors import ConfigError
+
 
 @dataclass
 class TrainConfig:
@@ -69,55 +71,61 @@ class TrainConfig:
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
 
+    def checked(self) -> TrainConfig:
+        """This config with every value converted to its field's type, or a :class:`ConfigError` naming the
+        first setting of the wrong type, outside its range or not among its choices."""
+        from multibox.engine.config_checks import check_config
+
+        return check_config(self)
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
-
-
-def _coerce(name: str, text: str, current: Any) -> Any:
-    """Convert a command-line string to the type of the field's current value (YAML syntax for lists, dicts)."""
-    import yaml
-
-    value = yaml.safe_load(text)
-    if value is None or current is None:
-        return value
-    if isinstance(current, bool):
-        if not isinstance(value, bool):
-            raise ValueError(f"{name} expects true or false, got {text!r}")
-        return value
-    if isinstance(current, float) and isinstance(value, int):
-        return float(value)
-    if isinstance(current, str) and not isinstance(value, str):
-        return str(text)
-    if type(value) is not type(current) and not (isinstance(current, int) and isinstance(value, int)):
-        raise ValueError(f"{name} expects {type(current).__name__}, got {text!r}")
-    return value
 
 
 def load_config(
     path: str | Path | None = None, overrides: list[str] | None = None, **defaults: Any
 ) -> TrainConfig:
-    """``TrainConfig`` from keyword defaults, then a YAML file, then ``key=value`` overrides (in that order).
+    """``TrainConfig`` from keyword defaults, then a YAML file, then ``key=value`` overrides (in that order),
+    checked (:meth:`TrainConfig.checked`): YAML values and command-line values obey the same rules.
 
     Unknown keys are errors that name the key and list the valid ones.
     """
-    import yaml
-
-    config = TrainConfig(**defaults)
+    values = dict(defaults)
     names = {f.name for f in dataclasses.fields(TrainConfig)}
     if path is not None:
-        content = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        if not isinstance(content, dict):
-            raise ValueError(f"{path}: expected a mapping of settings")
-        unknown = sorted(set(content) - names)
-        if unknown:
-            raise ValueError(f"{path}: unknown settings {unknown}; valid: {', '.join(sorted(names))}")
-        config = config.replace(**content)
+        values.update(_read_yaml(Path(path), names))
     for item in overrides or []:
-        if "=" not in item:
-            raise ValueError(f"override {item!r} must look like key=value")
-        key, text = item.split("=", 1)
-        key = key.strip().replace("-", "_")
+        key, value = _parse_override(item)
         if key not in names:
-            raise ValueError(f"unknown setting {key!r}; valid: {', '.join(sorted(names))}")
-        config = config.replace(**{key: _coerce(key, text, getattr(config, key))})
-    return config
+            raise ConfigError(f"unknown setting {key!r}; valid: {', '.join(sorted(names))}")
+        values[key] = value
+    return TrainConfig(**values).checked()
+
+
+def _read_yaml(path: Path, names: set[str]) -> dict:
+    import yaml
+
+    if not path.is_file():
+        raise FileNotFoundError(f"config file {path} does not exist")
+    try:
+        content = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        where = getattr(error, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where is not None else ""
+        raise ConfigError(f"{path} is not valid YAML{line}: fix the file's syntax") from error
+    if not isinstance(content, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings (key: value lines)")
+    unknown = sorted(str(k) for k in set(content) - names)
+    if unknown:
+        raise ConfigError(f"{path}: unknown settings {unknown}; valid: {', '.join(sorted(names))}")
+    return content
+
+
+def _parse_override(item: str) -> tuple[str, Any]:
+    """``key=value``; the value stays text until the check reads it for its setting's type."""
+    from multibox.engine.config_checks import CommandLineText
+
+    if "=" not in item:
+        raise ConfigError(f"override {item!r} must look like key=value")
+    key, text = item.split("=", 1)
+    return key.strip().replace("-", "_"), CommandLineText(text)

@@ -55,7 +55,9 @@ class DistributedContext:
         """The metric over all ranks (sums of the per-rank accumulators)."""
         if self.enabled:
             totals = torch.tensor(
-                [metric._cross_entropy, metric._smooth_l1, float(metric._count)], dtype=torch.float64
+                [metric._cross_entropy, metric._smooth_l1, float(metric._count)],
+                dtype=torch.float64,
+                device=self._collective_device,
             )
             torch_dist.all_reduce(totals)
             metric._cross_entropy, metric._smooth_l1, metric._count = (
@@ -64,6 +66,31 @@ class DistributedContext:
                 int(totals[2].item()),
             )
         return metric.compute()
+
+    def broadcast_object(self, obj: object) -> object:
+        """Rank 0's ``obj`` on every rank (pickled between this run's own processes)."""
+        if not self.enabled:
+            return obj
+        holder = [obj if self.rank == 0 else None]
+        torch_dist.broadcast_object_list(holder, src=0)
+        return holder[0]
+
+    def all_ranks(self, flag: bool) -> bool:
+        """True on every rank when ``flag`` is true on every rank, so all ranks take the same branch."""
+        return self._reduce_flag(flag, torch_dist.ReduceOp.MIN) if self.enabled else flag
+
+    def any_rank(self, flag: bool) -> bool:
+        """True on every rank when ``flag`` is true on any rank."""
+        return self._reduce_flag(flag, torch_dist.ReduceOp.MAX) if self.enabled else flag
+
+    def _reduce_flag(self, flag: bool, op) -> bool:
+        value = torch.tensor([1 if flag else 0], dtype=torch.int32, device=self._collective_device)
+        torch_dist.all_reduce(value, op=op)
+        return bool(value.item())
+
+    @property
+    def _collective_device(self) -> torch.device:
+        return self.device if self.device.type == "cuda" else torch.device("cpu")
 
     def barrier(self) -> None:
         if self.enabled:

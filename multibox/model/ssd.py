@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from multibox.errors import ConfigError
 from multibox.model.backbones.base import Backbone
 from multibox.model.layers import extra_layer, flatten_predictions, l2_normalize, prediction_conv
 from multibox.ops import multibox_detection, multibox_loss, multibox_prior, multibox_target
@@ -218,10 +219,16 @@ class SSD(nn.Module):
                 for k, v in list(self.named_parameters()) + list(self.named_buffers())
             }
             x = torch.empty(2, 3, *key, device="meta")  # batch 2: BatchNorm in train mode needs > 1 value
-            with torch.no_grad():
-                feats = torch.func.functional_call(
-                    _FeatureProbe(self), {f"ssd.{k}": v for k, v in meta.items()}, (x,)
-                )
+            try:
+                with torch.no_grad():
+                    feats = torch.func.functional_call(
+                        _FeatureProbe(self), {f"ssd.{k}": v for k, v in meta.items()}, (x,)
+                    )
+            except RuntimeError as error:  # a layer's input shrank below its kernel
+                raise ConfigError(
+                    f"data_shape {key[0]}x{key[1]} is too small for this network: its feature maps vanish "
+                    "before the last prediction layer; use a larger data_shape (e.g. 300)"
+                ) from error
             self._shape_cache[key] = [(int(f.shape[2]), int(f.shape[3])) for f in feats]
         return self._shape_cache[key]
 

@@ -1,0 +1,153 @@
+"""The parts of a training run, built from a TrainConfig: datasets, model, loss module, optimiser, loaders."""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+
+import torch
+
+from multibox.data import TrainAugmentation, check_dataset, clean_for_training, load_dataset, make_loader
+from multibox.engine.config import TrainConfig
+from multibox.engine.optim import DEFAULT_FREEZE, build_optimizer, freeze_parameters, lr_multiplier
+from multibox.engine.train_logs import log
+from multibox.errors import ConfigError, DataError
+from multibox.model import build_ssd
+
+
+class SSDLoss(torch.nn.Module):
+    """``model.loss`` as a module's forward, so DistributedDataParallel sees (and syncs) the backward."""
+
+    def __init__(self, model: torch.nn.Module, **loss_options) -> None:
+        super().__init__()
+        self.model = model
+        self.loss_options = loss_options
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.model.loss(images, labels, **self.loss_options)
+
+
+def load_datasets(config: TrainConfig, rank: int):
+    """The cleaned training set (an error when nothing usable is left) and the validation set (or None)."""
+    train_set = load_dataset(config.train_data, config.train_split, class_names=config.class_names)
+    report = check_dataset(train_set, images=True, decode=False)
+    train_set, summary = clean_for_training(train_set, report)
+    log(f"train data {summary}", rank)
+    if len(train_set) == 0:
+        raise DataError(
+            f"no usable training images in {config.train_data} (split {config.train_split}): {summary}; "
+            "check it with `multibox data check`"
+        )
+    val_set = None
+    if config.val_split is not None or config.val_data:
+        source = config.val_data or config.train_data
+        try:
+            val_set = load_dataset(source, config.val_split, class_names=train_set.class_names)
+        except FileNotFoundError as error:
+            log(f"no validation data ({error}); training without evaluation", rank)
+    if val_set is not None:
+        val_set, summary = clean_for_training(val_set, check_dataset(val_set, images=True, decode=False))
+        log(f"val data {summary}", rank)
+        if len(val_set) == 0:
+            log("the validation set has no usable images; training without evaluation", rank)
+            val_set = None
+    return train_set, val_set
+
+
+def build_model(config: TrainConfig, num_classes: int, rank: int) -> torch.nn.Module:
+    """The SSD of ``config.network`` with the configured parameters frozen."""
+    try:
+        model = build_ssd(
+            config.network,
+            num_classes,
+            config.data_shape,
+            weights_backbone=config.weights_backbone,
+            **config.network_options,
+        )
+    except TypeError as error:  # an unknown keyword in network_options
+        raise ConfigError(f"network_options {config.network_options}: {error}") from error
+    except ConfigError as error:
+        raise ConfigError(f"{config.network}: {error}") from error
+    freeze = DEFAULT_FREEZE.get(config.network) if config.freeze == "default" else config.freeze
+    frozen = freeze_parameters(model, freeze)
+    if frozen:
+        log(f"frozen {len(frozen)} parameter tensors matching {freeze!r}", rank)
+    return model
+
+
+def loss_module(config: TrainConfig, model: torch.nn.Module) -> SSDLoss:
+    return SSDLoss(
+        model,
+        negative_mining_ratio=config.negative_mining_ratio,
+        minimum_negative_samples=config.minimum_negative_samples,
+        normalization=config.loss_normalization,
+    )
+
+
+def per_rank_batch_size(config: TrainConfig, world_size: int) -> int:
+    if config.batch_size % world_size:
+        raise ConfigError(
+            f"batch_size {config.batch_size} does not split over {world_size} processes: use a multiple of "
+            f"{world_size}"
+        )
+    return config.batch_size // world_size
+
+
+def optimizer_and_schedule(config: TrainConfig, model: torch.nn.Module, iterations_per_epoch: int):
+    """The optimiser (lr scaled by ``batch_size / 32`` with ``scale_lr``) and its per-iteration schedule."""
+    lr = config.lr * (config.batch_size / 32 if config.scale_lr else 1.0)
+    optimizer = build_optimizer(model, config.optimizer, lr, config.momentum, config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda it: lr_multiplier(
+            it,
+            iterations_per_epoch,
+            config.epochs,
+            config.schedule,
+            config.lr_steps,
+            config.lr_factor,
+            config.warmup_epochs,
+        ),
+    )
+    return optimizer, scheduler
+
+
+def training_loader(config: TrainConfig, train_set, batch_size: int, world_size: int, rank: int):
+    try:
+        augmentation = TrainAugmentation(data_shape=(config.data_shape,) * 2, **config.augmentation)
+    except TypeError as error:
+        raise ConfigError(f"augmentation {config.augmentation}: {error}") from error
+    return make_loader(
+        train_set,
+        batch_size,
+        train=True,
+        data_shape=config.data_shape,
+        transform=augmentation,
+        num_workers=config.num_workers,
+        seed=config.seed,
+        normalize=False,
+        drop_last=len(train_set) >= batch_size * world_size,
+        num_replicas=world_size,
+        rank=rank,
+    )
+
+
+def validation_loader(config: TrainConfig, val_set, batch_size: int):
+    return make_loader(
+        val_set,
+        batch_size,
+        train=False,
+        data_shape=config.data_shape,
+        num_workers=config.num_workers,
+        normalize=False,
+    )
+
+
+def autocast_and_scaler(config: TrainConfig, device: torch.device):
+    """Mixed precision: bf16 where supported (no scaler needed), else fp16 with a GradScaler; off by default."""
+    if not config.amp:
+        return nullcontext(), None
+    if device.type == "cuda":
+        if torch.cuda.is_bf16_supported():
+            return torch.autocast("cuda", dtype=torch.bfloat16), None
+        return torch.autocast("cuda", dtype=torch.float16), torch.amp.GradScaler("cuda")
+    return torch.autocast(device.type, dtype=torch.bfloat16), None
