@@ -10,6 +10,7 @@ from PIL import Image
 
 from multibox.deploy.detector import Detections
 from multibox.engine.inference import resize_for_network
+from multibox.errors import DataError
 
 
 class ExportedDetector:
@@ -26,7 +27,10 @@ class ExportedDetector:
 
     def __init__(self, metadata: dict) -> None:
         if "class_names" not in metadata or "data_shape" not in metadata:
-            raise ValueError(f"{self.format} file carries no multibox metadata (class names, input size)")
+            raise DataError(
+                f"the {self.format} file carries no multibox metadata (class names, input size): export it with "
+                "multibox export"
+            )
         self.metadata = metadata
         self.class_names = list(metadata["class_names"])
         self.data_shape = tuple(int(s) for s in metadata["data_shape"])

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from multibox.deploy.exported_detector import ExportedDetector
+from multibox.errors import DataError
 
 
 class OnnxDetector(ExportedDetector):
@@ -39,9 +40,15 @@ class OnnxDetector(ExportedDetector):
         if threads:
             options.intra_op_num_threads = int(threads)
         options.log_severity_level = 3
-        self.session = onnxruntime.InferenceSession(
-            str(path), options, providers=list(providers or ["CPUExecutionProvider"])
-        )
+        try:
+            self.session = onnxruntime.InferenceSession(
+                str(path), options, providers=list(providers or ["CPUExecutionProvider"])
+            )
+        except Exception as error:  # onnxruntime's own kinds (InvalidProtobuf, Fail, ...) on a bad file
+            reason = " ".join(str(error).split())[:160]
+            raise DataError(
+                f"{path} is not an ONNX model ONNX Runtime can load ({reason}); export it with multibox export"
+            ) from error
         text = self.session.get_modelmeta().custom_metadata_map.get("multibox")
         super().__init__(json.loads(text) if text else {})
         self.path = path

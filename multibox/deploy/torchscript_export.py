@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from multibox.deploy.deployable import DeployableSSD
+from multibox.errors import DataError
 
 METADATA_FILE = "multibox.json"
 
@@ -40,5 +41,12 @@ def load_torchscript(path: str | Path) -> tuple[torch.jit.ScriptModule, dict]:
     extra = {METADATA_FILE: ""}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # torch.jit's deprecation notice
-        module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
-    return module.eval(), json.loads(extra[METADATA_FILE] or "{}")
+        try:
+            module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+            metadata = json.loads(extra[METADATA_FILE] or "{}")
+        except (RuntimeError, ValueError) as error:  # not a TorchScript archive, or damaged metadata
+            reason = " ".join(str(error).split())[:160]
+            raise DataError(
+                f"{path} is not a TorchScript file multibox can load ({reason}); export it with multibox export"
+            ) from error
+    return module.eval(), metadata

@@ -65,6 +65,12 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
+    with path.open("rb") as file:
+        magic = file.read(4)
+    if not (magic.startswith(b"PK\x03\x04") or magic.startswith(b"\x80")):  # zip archive or legacy pickle
+        raise DataError(
+            f"{path} is not a PyTorch checkpoint (it starts with {magic!r}); use a file multibox wrote"
+        )
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except MemoryError:
