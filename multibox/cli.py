@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from multibox import __version__
+from multibox.cli_args import OneLineParser, fraction, overlap, port, positive_float, positive_int
 from multibox.cli_export import add_export_command, run_export
 
 
 def _add_data_commands(sub: argparse._SubParsersAction) -> None:
+    from multibox.data.formats import readable_formats, writable_formats
+
     data = sub.add_parser("data", help="check and convert datasets").add_subparsers(dest="data_command")
     data.required = True
     check = data.add_parser(
@@ -21,18 +25,28 @@ def _add_data_commands(sub: argparse._SubParsersAction) -> None:
     )
     check.add_argument("path", help="VOC folder, COCO JSON, YOLO folder, .lst file or shapes[:N]")
     check.add_argument("--split", help="image set (VOC ImageSets/Main/<split>.txt, YOLO images/<split>)")
-    check.add_argument("--format", choices=("voc", "coco", "yolo", "lst", "shapes"), help="default: detected")
+    check.add_argument("--format", choices=readable_formats(), help="default: detected")
     check.add_argument("--classes", help="class-name file (one per line)")
     check.add_argument("--fast", action="store_true", help="read image headers only, do not decode")
-    check.add_argument("--examples", type=int, default=5, help="examples listed per kind of problem")
+    check.add_argument("--examples", type=positive_int, default=5, help="examples listed per kind of problem")
 
-    convert = data.add_parser("convert", help="convert a dataset to another format")
+    convert = data.add_parser(
+        "convert",
+        help="convert a dataset to another format (never writes into its source)",
+        description="Convert a dataset. The source is only read: a target that is the source, lies inside it "
+        "or holds it is refused, and so is a target that already holds files, unless --overwrite.",
+    )
     convert.add_argument("source", help="VOC folder, COCO JSON, YOLO folder, .lst file or shapes[:N]")
-    convert.add_argument("target", help="output folder (or .json / .lst file)")
-    convert.add_argument("--to", required=True, choices=("voc", "coco", "yolo", "lst"), dest="to_format")
+    convert.add_argument("target", help="output folder (or .json / .lst file), outside the source")
+    convert.add_argument("--to", required=True, choices=writable_formats(), dest="to_format")
     convert.add_argument("--split", help="image set to read, and the name of the written split")
-    convert.add_argument("--format", choices=("voc", "coco", "yolo", "lst", "shapes"), help="source format")
+    convert.add_argument("--format", choices=readable_formats(), help="source format")
     convert.add_argument("--classes", help="class-name file (one per line)")
+    convert.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write into a target that already holds files (files of the same name are replaced, others kept)",
+    )
 
 
 def _add_run_commands(sub: argparse._SubParsersAction) -> None:
@@ -42,7 +56,9 @@ def _add_run_commands(sub: argparse._SubParsersAction) -> None:
         "evaluate and draw the detections",
     )
     quick.add_argument("--out", default="runs/quickstart", help="output folder (default: runs/quickstart)")
-    quick.add_argument("--time-limit", type=float, default=270.0, help="training time budget in seconds")
+    quick.add_argument(
+        "--time-limit", type=positive_float, default=270.0, help="training time budget in seconds"
+    )
 
     train = sub.add_parser(
         "train",
@@ -62,9 +78,9 @@ def _add_run_commands(sub: argparse._SubParsersAction) -> None:
         "--data", required=True, help="VOC folder, COCO JSON, YOLO folder, .lst or shapes[:N]"
     )
     evaluate.add_argument("--split", help="image set (VOC) or sub-set")
-    evaluate.add_argument("--batch-size", type=int, default=16)
-    evaluate.add_argument("--nms", type=float, default=0.45, help="NMS IoU threshold")
-    evaluate.add_argument("--overlap", type=float, default=0.5, help="IoU of a true positive")
+    evaluate.add_argument("--batch-size", type=positive_int, default=16)
+    evaluate.add_argument("--nms", type=overlap, default=0.45, help="NMS IoU threshold")
+    evaluate.add_argument("--overlap", type=overlap, default=0.5, help="IoU of a true positive")
     evaluate.add_argument(
         "--mxnet-detection", action="store_true", help="one class per anchor, as the original"
     )
@@ -78,7 +94,13 @@ def _add_run_commands(sub: argparse._SubParsersAction) -> None:
     )
     evaluate.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
 
-    detect = sub.add_parser("detect", help="draw detections on images and write them as JSON")
+    detect = sub.add_parser(
+        "detect",
+        help="draw detections on images and write them as JSON",
+        description="Detect objects in image files: writes an annotated copy of each and detections.json. "
+        "An image that cannot be read or decoded is named on stderr and skipped; the others are still "
+        "processed, and the exit code is then 1.",
+    )
     detect.add_argument("images", nargs="+", help="image files")
     source = detect.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", help="a .pt file written by multibox train")
@@ -86,14 +108,15 @@ def _add_run_commands(sub: argparse._SubParsersAction) -> None:
         "--onnx", help="a file written by multibox export --format onnx (runs in ONNX Runtime)"
     )
     source.add_argument("--torchscript", help="a file written by multibox export --format torchscript")
-    detect.add_argument("--thresh", type=float, default=0.5, help="minimum score")
+    detect.add_argument("--thresh", type=fraction, default=0.5, help="minimum score")
     detect.add_argument("--out", default="detections", help="output folder")
     detect.add_argument("--device")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="multibox", description="Single Shot MultiBox Detector (SSD).")
+    parser = OneLineParser(prog="multibox", description="Single Shot MultiBox Detector (SSD).")
     parser.add_argument("--version", action="version", version=f"multibox {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("demo", help="run the MultiBox operators on a small built-in example and print the result")
     _add_run_commands(sub)
@@ -104,27 +127,34 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.required = True
     model = inspect.add_parser("model", help="feature maps, anchors, parameters and GFLOPs of a preset")
     model.add_argument("name", help="network preset, e.g. vgg16_reduced, resnet50, mobilenet_v2")
-    model.add_argument("--data-shape", type=int, default=300)
-    model.add_argument("--num-classes", type=int, default=20)
+    model.add_argument("--data-shape", type=positive_int, default=300)
+    model.add_argument("--num-classes", type=positive_int, default=20)
     return parser
 
 
 def _data_check(args: argparse.Namespace) -> int:
     from multibox.data.formats import load_dataset
-    from multibox.data.validate import check_dataset
+    from multibox.data.validate import check_dataset, require_images
+    from multibox.errors import DataError
 
     dataset = load_dataset(args.path, args.split, args.format, args.classes)
     report = check_dataset(dataset, decode=not args.fast, progress=sys.stderr.isatty())
     print(report.format(args.examples))
+    try:
+        require_images(dataset, args.path, report)
+    except DataError as error:
+        print(f"multibox: error: {error}", file=sys.stderr)
+        return 1
     return 1 if report.fatal else 0
 
 
 def _data_convert(args: argparse.Namespace) -> int:
-    from multibox.data.formats import load_dataset, save_dataset
+    from multibox.data.convert import convert_dataset
 
-    dataset = load_dataset(args.source, args.split, args.format, args.classes)
-    written = save_dataset(dataset, args.target, args.to_format, args.split or "all")
-    print(f"wrote {len(dataset)} images, {dataset.num_objects} boxes as {args.to_format} to {written}")
+    conversion = convert_dataset(
+        args.source, args.target, args.to_format, args.split, args.format, args.classes, args.overwrite
+    )
+    print(conversion.summary(args.to_format))
     return 0
 
 
@@ -146,10 +176,14 @@ def _add_serve_command(sub: argparse._SubParsersAction) -> None:
     serve.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default: this machine only)"
     )
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--max-upload-mb", type=float, default=20.0, help="largest upload in MiB (default 20)")
-    serve.add_argument("--max-megapixels", type=float, default=50.0, help="largest image (default 50)")
-    serve.add_argument("--threshold", type=float, default=0.5, help="default minimum score (default 0.5)")
+    serve.add_argument("--port", type=port, default=8000)
+    serve.add_argument(
+        "--max-upload-mb", type=positive_float, default=20.0, help="largest upload in MiB (default 20)"
+    )
+    serve.add_argument(
+        "--max-megapixels", type=positive_float, default=50.0, help="largest image (default 50)"
+    )
+    serve.add_argument("--threshold", type=fraction, default=0.5, help="default minimum score (default 0.5)")
     serve.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
 
 
@@ -228,7 +262,14 @@ def _evaluate(args: argparse.Namespace) -> int:
     dataset = load_dataset(args.data, args.split, class_names=class_names)
     dataset, summary = clean_for_training(dataset, check_dataset(dataset, decode=False))
     print(summary)
-    loader = make_loader(dataset, args.batch_size, train=False, data_shape=model.data_shape, normalize=False)
+    loader = make_loader(
+        dataset,
+        args.batch_size,
+        train=False,
+        data_shape=model.data_shape,
+        normalize=False,
+        return_indices=True,
+    )
     result = evaluate(
         model,
         loader,
@@ -249,6 +290,11 @@ def _evaluate(args: argparse.Namespace) -> int:
         f"mAP VOC07 {result['mAP_voc07']:.4f}  VOC area {result['mAP_area']:.4f}  "
         f"({result['images']} images, {result['images_per_second']:.1f} img/s)"
     )
+    if result["excluded"]:
+        print(
+            f"excluded {len(result['excluded'])} unreadable images from the score: "
+            + ", ".join(result["excluded"])
+        )
     if args.coco or args.coco_results:
         print(
             "COCO "
@@ -268,6 +314,7 @@ def _detect(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
+    from multibox.data.image_io import ImageDecodeError
     from multibox.deploy import OnnxDetector, TorchScriptDetector, open_detector
     from multibox.engine.distributed import pick_device
     from multibox.engine.inference import read_image
@@ -282,12 +329,16 @@ def _detect(args: argparse.Namespace) -> int:
         detector = open_detector(args.checkpoint, device)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    paths = [Path(p) for p in args.images]
-    missing = [str(p) for p in paths if not p.is_file()]
-    if missing:
-        raise FileNotFoundError(f"no such image: {', '.join(missing)}")
-    images = [read_image(p) for p in paths]
-    found = detector.predict(images, threshold=args.thresh)
+    paths, images, bad = [], [], 0
+    for path in map(Path, args.images):
+        try:
+            images.append(read_image(path))
+        except ImageDecodeError as error:  # named, and the other images are still processed
+            print(f"skipped unreadable image {error.name}: {error.reason}", file=sys.stderr)
+            bad += 1
+            continue
+        paths.append(path)
+    found = detector.predict(images, threshold=args.thresh) if images else []
     class_names = detector.class_names
     report = []
     for path, image, det in zip(paths, images, found, strict=True):
@@ -310,7 +361,11 @@ def _detect(args: argparse.Namespace) -> int:
         print(f"{path}: {len(det['labels'])} objects")
     (out / "detections.json").write_text(json.dumps(report, indent=2) + "\n")
     print(f"annotated images and detections.json in {out}")
-    return 0
+    if bad:
+        print(
+            f"multibox: {bad} of {bad + len(paths)} images could not be read (named above)", file=sys.stderr
+        )
+    return 1 if bad else 0
 
 
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -340,14 +395,42 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The ``multibox`` command: a user's mistake or a bad file ends in one line on stderr (exit 2 for usage
+    and settings, 1 for data and files); ``--debug`` or ``MULTIBOX_DEBUG=1`` shows the traceback instead."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    debug = args.debug or os.environ.get("MULTIBOX_DEBUG", "") not in ("", "0")
     try:
         return _run(args, parser)
-    except (FileNotFoundError, ValueError, KeyError) as error:
-        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+    except KeyboardInterrupt:
+        print("multibox: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:
+        if debug:
+            raise
+        code, message = _one_line(error)
         print(f"multibox: error: {message}", file=sys.stderr)
-        return 2
+        return code
+
+
+def _one_line(error: Exception) -> tuple[int, str]:
+    """The exit code and the message of an error that ends a command."""
+    from multibox.errors import MultiboxError
+
+    text = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
+    text = " ".join(text.split()) or type(error).__name__
+    if isinstance(error, MultiboxError):
+        return error.exit_code, text
+    if isinstance(error, OSError):  # missing, unreadable or unwritable files
+        return 1, text
+    if isinstance(error, ValueError | KeyError):
+        return 2, text
+    if isinstance(error, RuntimeError) and type(error).__name__ == "NonFiniteLossError":
+        return 1, text
+    return (
+        1,
+        f"unexpected {type(error).__name__}: {text} (run again with --debug for the traceback and report it)",
+    )
 
 
 if __name__ == "__main__":

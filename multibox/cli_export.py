@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from multibox.cli_args import fraction, overlap, positive_int
+
 
 def add_export_command(sub: argparse._SubParsersAction) -> None:
     export = sub.add_parser(
@@ -15,14 +17,16 @@ def add_export_command(sub: argparse._SubParsersAction) -> None:
     )
     export.add_argument("checkpoint", help="a .pt file written by multibox train")
     export.add_argument("--format", choices=("onnx", "torchscript"), default="onnx")
-    export.add_argument("--data-shape", type=int, help="network input size (default: the checkpoint's)")
+    export.add_argument(
+        "--data-shape", type=positive_int, help="network input size (default: the checkpoint's)"
+    )
     export.add_argument("--dynamic-batch", action="store_true", help="any batch size (default: fixed)")
-    export.add_argument("--batch-size", type=int, default=1, help="the fixed batch size (default 1)")
+    export.add_argument("--batch-size", type=positive_int, default=1, help="the fixed batch size (default 1)")
     export.add_argument("--out", help="output file (default: next to the checkpoint)")
-    export.add_argument("--thresh", type=float, default=0.01, help="minimum score kept in the file")
-    export.add_argument("--nms", type=float, default=0.45, help="NMS IoU threshold")
-    export.add_argument("--topk", type=int, default=400, help="candidates per class before NMS")
-    export.add_argument("--max-detections", type=int, default=200, help="rows per image")
+    export.add_argument("--thresh", type=fraction, default=0.01, help="minimum score kept in the file")
+    export.add_argument("--nms", type=overlap, default=0.45, help="NMS IoU threshold")
+    export.add_argument("--topk", type=positive_int, default=400, help="candidates per class before NMS")
+    export.add_argument("--max-detections", type=positive_int, default=200, help="rows per image")
     export.add_argument(
         "--mxnet-detection", action="store_true", help="one class per anchor, as the original"
     )

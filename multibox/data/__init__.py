@@ -2,13 +2,15 @@
 
 from multibox.data.augment import TrainAugmentation, ValTransform
 from multibox.data.formats import load_dataset, make_shapes, save_dataset
+from multibox.data.image_io import ImageDecodeError, open_image, read_rgb, to_rgb
 from multibox.data.loader import make_loader
 from multibox.data.records import DetectionDataset, DetectionRecord
-from multibox.data.validate import check_dataset, clean_for_training
+from multibox.data.validate import check_dataset, clean_for_training, require_images
 
 __all__ = [
     "DetectionDataset",
     "DetectionRecord",
+    "ImageDecodeError",
     "TrainAugmentation",
     "ValTransform",
     "check_dataset",
@@ -16,5 +18,9 @@ __all__ = [
     "load_dataset",
     "make_loader",
     "make_shapes",
+    "open_image",
+    "read_rgb",
+    "require_images",
     "save_dataset",
+    "to_rgb",
 ]

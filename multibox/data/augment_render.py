@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from PIL import Image
 
+from multibox.data.image_io import to_rgb
+
 __all__ = ["INTERPOLATIONS", "draft_for_region", "render_region"]
 
 # The original's inter_method 0..4 (OpenCV nearest, linear, cubic, area, lanczos4) as Pillow filters.
@@ -65,7 +67,8 @@ def render_region(
     """Cut ``region`` out of ``image`` (fill outside it), resize it to ``out_size`` once, optionally mirror.
 
     Args:
-        image: source image, lazily opened or loaded, any mode (converted to RGB).
+        image: source image, lazily opened or loaded, any mode (decoded to 8-bit RGB by
+            :func:`multibox.data.image_io.to_rgb`, which raises ``ImageDecodeError`` for truncated data).
         region: ``(x, y, w, h)`` pixels of the source (fractional allowed, at its full resolution); may
             extend beyond the image on any side.
         out_size: output ``(width, height)``.
@@ -83,8 +86,7 @@ def render_region(
     rx, ry, rw, rh = region
     width, height = image.size
     k = draft_for_region(image, (rw, rh), out_size) if draft else 1
-    if image.mode != "RGB":
-        image = image.convert("RGB")
+    image = to_rgb(image)  # decodes (after the draft) by multibox's rules; ImageDecodeError if it cannot
     # The visible part of the region, in source pixels, and its place in the output (rounded to pixels).
     vx0, vy0 = max(rx, 0), max(ry, 0)
     vx1, vy1 = min(rx + rw, width), min(ry + rh, height)

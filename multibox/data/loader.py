@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
-import warnings
+import sys
 from collections.abc import Callable, Iterator, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from multibox.data.image_io import ImageDecodeError
 from multibox.data.records import DetectionDataset
 
 MEAN_PIXELS = (123.0, 117.0, 104.0)  # RGB means the original subtracts
@@ -48,30 +50,51 @@ class SeededSampler(Sampler):
             yield index, int(seeds[index])
 
 
+class SkippedImage(NamedTuple):
+    """The item of an image that could not be decoded: its dataset index, image id and the reason."""
+
+    index: int
+    image_id: str
+    reason: str
+
+
 class DetectionDataSet(Dataset):
     """Torch dataset over a :class:`DetectionDataset`: decodes, augments, and returns tensors.
 
     Items: ``image`` uint8 ``(3, H, W)`` and ``label`` float32 ``(K, 6)`` rows
-    ``[cls, x1, y1, x2, y2, difficult]`` normalised to [0, 1]. Crowd boxes are left out unless
-    ``keep_crowd``. An image that fails to decode is replaced by the next one (with a warning), so an epoch
-    never dies on one bad file.
+    ``[cls, x1, y1, x2, y2, difficult]`` normalised to [0, 1], plus the dataset ``index`` with
+    ``return_index``. Crowd boxes are left out unless ``keep_crowd``.
+
+    An image that cannot be decoded is never replaced by another: it raises
+    :class:`~multibox.data.image_io.ImageDecodeError`, or with ``skip_unreadable`` (what :func:`make_loader`
+    uses) its item is a :class:`SkippedImage`, which :class:`Collate` drops from the batch and names on stderr.
     """
 
-    def __init__(self, dataset: DetectionDataset, transform: Transform, keep_crowd: bool = False):
+    def __init__(
+        self,
+        dataset: DetectionDataset,
+        transform: Transform,
+        keep_crowd: bool = False,
+        skip_unreadable: bool = False,
+        return_index: bool = False,
+    ):
         self.dataset, self.transform, self.keep_crowd = dataset, transform, keep_crowd
+        self.skip_unreadable, self.return_index = skip_unreadable, return_index
 
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, item: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, item: int | tuple[int, int]) -> tuple | SkippedImage:
         index, seed = item if isinstance(item, tuple) else (item, item)
-        for attempt in range(len(self.dataset)):
-            record = self.dataset[(index + attempt) % len(self.dataset)]
-            try:
-                return self._load(record, np.random.default_rng(seed))
-            except (OSError, SyntaxError, ValueError) as error:
-                warnings.warn(f"skipping unreadable image {record.image_id}: {error}", stacklevel=2)
-        raise RuntimeError("no readable image in the dataset")
+        record = self.dataset[index]
+        try:
+            image, label = self._load(record, np.random.default_rng(seed))
+        except (ImageDecodeError, OSError) as error:  # OSError: Pillow, through a custom transform
+            if not self.skip_unreadable:
+                raise
+            reason = error.reason if isinstance(error, ImageDecodeError) else " ".join(str(error).split())
+            return SkippedImage(int(index), record.image_id, reason)
+        return (image, label, int(index)) if self.return_index else (image, label)
 
     def _load(self, record, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         keep = np.ones(record.num_objects, bool) if self.keep_crowd else ~record.crowd
@@ -102,8 +125,14 @@ def pad_labels(labels: Sequence[torch.Tensor], max_objects: int | None = None) -
 
 
 class Collate:
-    """Batch ``(image, label)`` items: images float ``(B, 3, H, W)`` ``(pixel - mean) / std`` (or uint8 with
-    ``normalize=False``, to normalise on the device), labels ``(B, M, 6)`` padded with -1."""
+    """Batch ``(image, label)`` or ``(image, label, index)`` items: images float ``(B, 3, H, W)``
+    ``(pixel - mean) / std`` (or uint8 with ``normalize=False``, to normalise on the device), labels
+    ``(B, M, 6)`` padded with -1, and with ``return_indices`` the int64 ``(B,)`` dataset indices of the items.
+
+    A :class:`SkippedImage` item is left out of the batch and named in one stderr line
+    (``skipped unreadable image <id>: <reason>``); a batch of only skipped items gives 0 images
+    (``(0, 3, H, W)`` with ``image_size=(H, W)``, labels ``(0, M, 6)``, indices ``(0,)``).
+    """
 
     def __init__(
         self,
@@ -111,16 +140,36 @@ class Collate:
         std: Sequence[float] = (1.0, 1.0, 1.0),
         normalize: bool = True,
         max_objects: int | None = None,
+        return_indices: bool = False,
+        image_size: tuple[int, int] | None = None,
     ):
         self.mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
         self.normalize, self.max_objects = normalize, max_objects
+        self.return_indices, self.image_size = return_indices, image_size
 
-    def __call__(self, batch: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
-        images = torch.stack([image for image, _ in batch])  # (B, 3, H, W) uint8
+    def __call__(self, batch: list) -> tuple[torch.Tensor, ...]:
+        items = []
+        for item in batch:
+            if isinstance(item, SkippedImage):
+                print(f"skipped unreadable image {item.image_id}: {item.reason}", file=sys.stderr, flush=True)
+            else:
+                items.append(item)
+        if items:
+            images = torch.stack([item[0] for item in items])  # (B, 3, H, W) uint8
+        else:
+            height, width = self.image_size or (0, 0)
+            images = torch.zeros((0, 3, height, width), dtype=torch.uint8)
         if self.normalize:
             images = (images.float() - self.mean) / self.std
-        return images, pad_labels([label for _, label in batch], self.max_objects)
+        labels = pad_labels([item[1] for item in items], self.max_objects)
+        if not self.return_indices:
+            return images, labels
+        if any(len(item) < 3 for item in items):
+            raise ValueError(
+                "return_indices needs (image, label, index) items: DetectionDataSet(return_index=True)"
+            )
+        return images, labels, torch.tensor([int(item[2]) for item in items], dtype=torch.int64)
 
 
 def make_loader(
@@ -138,8 +187,18 @@ def make_loader(
     num_replicas: int = 1,
     rank: int = 0,
     pin_memory: bool | None = None,
+    return_indices: bool = False,
 ) -> DataLoader:
     """A DataLoader with the SSD training augmentation (``train``) or a plain resize (evaluation).
+
+    Batches are ``(images, labels)``, or ``(images, labels, indices)`` with ``return_indices``: ``indices`` is
+    the int64 ``(B,)`` tensor of the dataset indices of the images in the batch, in batch order.
+
+    An image that cannot be decoded (:class:`~multibox.data.image_io.ImageDecodeError`) is never replaced by
+    another: it is left out of its batch, so that batch is smaller, and named in one stderr line
+    ``skipped unreadable image <id>: <reason>``. A batch whose images all failed has 0 images (tensors of
+    length 0); callers skip it. With ``return_indices`` the images a batch lacks are the sampler's indices
+    for it that are missing from ``indices`` (evaluation names them; a trainer counts them).
 
     Workers default to the number of CPU cores (at most 8), persistent between epochs; memory is pinned
     when CUDA is available. Call ``loader.sampler.set_epoch(epoch)`` each epoch for a new, reproducible order.
@@ -154,11 +213,11 @@ def make_loader(
     sampler = SeededSampler(len(dataset), shuffle=train, seed=seed, num_replicas=num_replicas, rank=rank)
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(
-        DetectionDataSet(dataset, transform),
+        DetectionDataSet(dataset, transform, skip_unreadable=True, return_index=True),
         batch_size=batch_size,
         sampler=sampler,
         num_workers=num_workers,
-        collate_fn=Collate(mean, std, normalize),
+        collate_fn=Collate(mean, std, normalize, return_indices=return_indices, image_size=shape),
         pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory,
         drop_last=drop_last,
         persistent_workers=num_workers > 0,

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from multibox.data.image_io import open_image
+
 ImageSource = Path | Callable[[], Image.Image]
 
 
@@ -57,18 +59,29 @@ class DetectionRecord:
         return len(self.labels)
 
     def open_image(self) -> Image.Image:
-        """The image, lazily opened (file) or generated (synthetic); not yet decoded for files."""
-        return self.image() if callable(self.image) else Image.open(self.image)
+        """The image, lazily opened (file) or generated (synthetic); not yet decoded for files.
+
+        Files go through :func:`multibox.data.image_io.open_image` (header checked, pixel limit); decode
+        with :func:`~multibox.data.image_io.to_rgb`. Raises :class:`~multibox.data.image_io.ImageDecodeError`.
+        """
+        if callable(self.image):
+            return self.image()
+        return open_image(self.image)
 
 
 @dataclass
 class Problem:
-    """Something wrong found while reading or checking a dataset: what, where, and whether training breaks."""
+    """Something wrong found while reading or checking a dataset: what, where, and whether training breaks.
+
+    ``subject`` is what the load summary counts it by: the class name of an ``unknown class`` box, the file
+    (``000123.xml``) or line (``train.lst:4``) of an unreadable annotation.
+    """
 
     kind: str
     image_id: str
     detail: str = ""
     fatal: bool = False
+    subject: str = ""
 
 
 @dataclass

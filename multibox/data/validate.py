@@ -8,9 +8,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
+from multibox.data.image_io import ImageDecodeError, open_image, to_rgb
 from multibox.data.records import DetectionDataset, DetectionRecord, Problem
+from multibox.errors import DataError
 
 _FORMAT_SUFFIXES = {
     "JPEG": {".jpg", ".jpeg", ".jpe"},
@@ -26,6 +27,7 @@ _EXIF_ORIENTATION = 0x0112
 FATAL_KINDS = {
     "unreadable image",
     "truncated image",
+    "image too large",
     "unreadable annotation",
     "degenerate box",
     "non-finite box",
@@ -53,7 +55,7 @@ class ValidationReport:
         """A human-readable report: one block per kind of problem with a few example files."""
         lines = [f"{self.name}: {self.num_images} images, {self.num_objects} boxes"]
         if not self.problems:
-            lines.append("no problems found")
+            lines.append("no problems found" if self.num_images else "no images found")
             return "\n".join(lines)
         by_kind: dict[str, list[Problem]] = {}
         for problem in self.problems:
@@ -112,7 +114,7 @@ def _check_image(record: DetectionRecord, decode: bool) -> tuple[list[Problem], 
     except OSError as error:
         return [Problem("unreadable image", record.image_id, f"{path.name}: {error}", True)], None
     try:
-        with Image.open(path) as image:
+        with open_image(data, name=path.name) as image:
             if path.suffix.lower() not in _FORMAT_SUFFIXES.get(image.format or "", {path.suffix.lower()}):
                 problems.append(
                     Problem(
@@ -143,8 +145,10 @@ def _check_image(record: DetectionRecord, decode: bool) -> tuple[list[Problem], 
                     )
                 )
             if decode:
-                image.load()
-    except (OSError, SyntaxError, ValueError) as error:
+                to_rgb(image, name=path.name)  # the decode training does: truncated data, bad modes
+    except ImageDecodeError as error:  # also an image over the pixel limit, from its header (--fast too)
+        problems.append(Problem(error.problem_kind, record.image_id, f"{path.name}: {error.reason}", True))
+    except (OSError, SyntaxError, ValueError) as error:  # broken EXIF data and the like
         kind = "truncated image" if "truncated" in str(error).lower() else "unreadable image"
         problems.append(Problem(kind, record.image_id, f"{path.name}: {error}", True))
     return problems, hashlib.blake2b(data, digest_size=16).hexdigest()
@@ -179,23 +183,86 @@ def check_dataset(
     return ValidationReport(dataset.name, len(dataset), dataset.num_objects, problems)
 
 
+# How the load summary names what reading left out: kind -> (verb, noun, plural noun, count per subject).
+_LEFT_OUT = {
+    "unreadable annotation": (
+        "skipped",
+        "image with an unreadable annotation",
+        "images with an unreadable annotation",
+        False,
+    ),
+    "bad list line": ("skipped", "list line that does not parse", "list lines that do not parse", False),
+    "unknown class": (
+        "left out",
+        "box of a class not in the class list",
+        "boxes of classes not in the class list",
+        True,
+    ),
+    "bad label line": ("left out", "label line that does not parse", "label lines that do not parse", False),
+    "bad annotation": ("left out", "annotation that does not parse", "annotations that do not parse", False),
+    "annotation without image": (
+        "left out",
+        "annotation without an image",
+        "annotations without an image",
+        False,
+    ),
+}
+_NAMED = 5  # names listed per clause before "and N more"
+
+
+def _listed(names: list[str], limit: int = _NAMED) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def reading_losses(dataset: DetectionDataset) -> list[str]:
+    """What reading left out of ``dataset``, one clause per kind with exact counts and the files, lines or
+    classes concerned, e.g. ``left out 258 boxes of classes not in the class list: RBC 250, WBC 8``; empty
+    when nothing was left out."""
+    by_kind: dict[str, list[str]] = {}
+    for problem in dataset.problems:
+        if problem.kind in _LEFT_OUT:
+            by_kind.setdefault(problem.kind, []).append(problem.subject or problem.image_id)
+    clauses = []
+    for kind, (verb, one, many, per_subject) in _LEFT_OUT.items():
+        subjects = by_kind.get(kind)
+        if not subjects:
+            continue
+        if per_subject:
+            counts = Counter(subjects)
+            names = [f"{name} {n}" for name, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+            listed = _listed(names, 10)
+        else:
+            listed = _listed(subjects)
+        clauses.append(f"{verb} {len(subjects)} {one if len(subjects) == 1 else many}: {listed}")
+    return clauses
+
+
+def _unreadable_image_ids(problems: list[Problem]) -> dict[str, str]:
+    """Image id -> file name of every image found unreadable, truncated or over the pixel limit."""
+    found = {}
+    for p in problems:
+        if p.kind in ("unreadable image", "truncated image", "image too large"):
+            found.setdefault(p.image_id, p.subject or p.detail.split(":", 1)[0] or p.image_id)
+    return found
+
+
 def clean_for_training(
     dataset: DetectionDataset, report: ValidationReport | None = None
 ) -> tuple[DetectionDataset, str]:
     """Apply the training rule and return the cleaned dataset and a one-line summary.
 
     Rule: boxes are clipped to the image; boxes with a non-finite coordinate, or with zero width or height
-    after clipping, are dropped; images the report found unreadable or truncated are skipped. Nothing else
-    changes.
+    after clipping, are dropped; images the report found unreadable, truncated or too large are skipped. Nothing else
+    changes. The summary counts all of that, images the reader could not open, and everything reading left
+    out (``reading_losses``): boxes of classes not in the class list per class, images with an unreadable
+    annotation, label or list lines that do not parse, annotations without an image, naming the files.
     """
-    bad_images = set()
-    if report is not None:
-        bad_images = {
-            p.image_id for p in report.problems if p.kind in ("unreadable image", "truncated image")
-        }
-    records, dropped, clipped = [], 0, 0
+    bad_images = _unreadable_image_ids(report.problems if report is not None else [])
+    records, dropped, clipped, skipped_names = [], 0, 0, []
     for record in dataset.records:
         if record.image_id in bad_images:
+            skipped_names.append(Path(record.image).name if not callable(record.image) else record.image_id)
             continue
         boxes = record.boxes
         keep = np.isfinite(boxes).all(axis=1)
@@ -215,13 +282,39 @@ def clean_for_training(
                 crowd=record.crowd[keep],
             )
         )
-    skipped = len(dataset.records) - len(records)
+    # images a reader (YOLO, .lst) already left out because it could not open them to read their size
+    ids = {r.image_id for r in dataset.records}
+    skipped_names += [name for key, name in _unreadable_image_ids(dataset.problems).items() if key not in ids]
     cleaned = DetectionDataset(
         records, dataset.class_names, dataset.name, dataset.problems, category_ids=dataset.category_ids
     )
     summary = (
         f"{dataset.name or 'dataset'}: {len(records)} images, {cleaned.num_objects} boxes; "
         f"dropped {dropped} bad boxes, clipped {clipped} boxes to the image, "
-        f"skipped {skipped} unreadable images"
+        f"skipped {len(skipped_names)} unreadable images"
     )
-    return cleaned, summary
+    if skipped_names:
+        summary += f": {_listed(skipped_names)}"
+    return cleaned, "; ".join([summary, *reading_losses(dataset)])
+
+
+def require_images(dataset: DetectionDataset, what: str, report: ValidationReport | None = None) -> None:
+    """Raise ``DataError`` when ``dataset`` has no usable image: none read, or all found unreadable by
+    ``report`` (``check_dataset``). Call it on the set to train on, before or after ``clean_for_training``.
+
+    ``what`` names the set in the message, e.g. ``"train_data ../data/VOC2007 (split trainval)"``.
+    """
+    problems = list(dataset.problems)
+    if report is not None:
+        known = {id(p) for p in problems}
+        problems += [p for p in report.problems if id(p) not in known]
+    bad_images = _unreadable_image_ids(problems)
+    if any(r.image_id not in bad_images for r in dataset.records):
+        return
+    annotations = sum(p.kind in ("unreadable annotation", "bad list line") for p in problems)
+    images = len(bad_images)
+    raise DataError(
+        f"no usable images in {what} ({annotations} unreadable annotation{'s' * (annotations != 1)}, "
+        f"{images} unreadable image{'s' * (images != 1)}): check the path and the split, and fix the files "
+        "that `multibox data check` names"
+    )

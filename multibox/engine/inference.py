@@ -7,8 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 
+from multibox.data.image_io import read_rgb
+from multibox.engine.checkpoint import read_checkpoint
+from multibox.errors import DataError
 from multibox.model import build_ssd
 
 
@@ -25,24 +28,28 @@ def load_checkpoint_model(
 ) -> tuple[torch.nn.Module, list[str], dict]:
     """As :func:`load_detector`, plus the checkpoint's network description ``{"name", "num_classes",
     "data_shape", "options"}``."""
-    path = Path(checkpoint)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    if not isinstance(state, dict) or "model" not in state or "network" not in state:
-        raise ValueError(f"{path} is not a multibox training checkpoint")
+    state = read_checkpoint(checkpoint)
     network = state["network"]
     model = build_ssd(
-        network["name"], network["num_classes"], network["data_shape"], **network.get("options", {})
+        network["name"], network["num_classes"], network["data_shape"], **(network.get("options") or {})
     )
-    model.load_state_dict(state["model"])
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as error:
+        raise DataError(
+            f"{checkpoint}: its weights do not fit a {network['name']} network of {network['num_classes']} "
+            f"classes at {network['data_shape']} ({str(error).splitlines()[0][:200]}); the file is damaged"
+        ) from error
     return model.to(device).eval(), list(state["class_names"]), dict(network)
 
 
-def read_image(path: str | Path) -> Image.Image:
-    """An RGB image as displayed (EXIF orientation applied)."""
-    with Image.open(path) as image:
-        return ImageOps.exif_transpose(image).convert("RGB")
+def read_image(path: str | Path, max_pixels: int | None = None) -> Image.Image:
+    """An 8-bit RGB image as displayed (EXIF orientation applied), by :mod:`multibox.data.image_io`'s rules
+    (pixel limit ``max_pixels``, default ``$MULTIBOX_MAX_MEGAPIXELS`` or 100 MP; 16-bit scaled; alpha dropped).
+
+    Raises :class:`~multibox.data.image_io.ImageDecodeError` naming the file for anything it cannot decode.
+    """
+    return read_rgb(path, max_pixels=max_pixels, orient=True)
 
 
 def resize_for_network(images: Sequence[Image.Image], data_shape: tuple[int, int]) -> np.ndarray:

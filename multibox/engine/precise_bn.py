@@ -45,6 +45,8 @@ def recompute_batchnorm_statistics(
     used = 0
     try:
         for batch in batches:
+            if batch[0].shape[0] == 0:  # every image of the batch failed to decode
+                continue
             model(prepare(batch[0]))
             used += 1
             if used >= num_batches:

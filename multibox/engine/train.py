@@ -224,11 +224,11 @@ def _train_epoch(run: _Run, epoch: int) -> _EpochPass:
 
 
 def _unpack(batch, order: list[int], batch_index: int, batch_size: int):
-    """``(images, labels, dataset indices)`` of a loader batch (indices from the sampler order when the loader
-    does not report them)."""
+    """``(images, labels, dataset indices)`` of a loader batch; a loader made without ``return_indices``
+    (a Python user's own) gives none, and then the sampler's order stands in for them."""
     if len(batch) == 3:
         images, labels, indices = batch
-        return images, labels, [int(i) for i in indices]
+        return images, labels, indices.tolist()
     images, labels = batch
     return images, labels, order[batch_index * batch_size :][: images.shape[0]]
 
@@ -324,6 +324,10 @@ def _evaluate(run: _Run) -> dict:
         nms_topk=config.nms_topk,
         per_class=config.per_class_detection,
     )
+    if result.get("excluded"):
+        log(
+            f"excluded {len(result['excluded'])} undecodable images from the score: {', '.join(result['excluded'])}"
+        )
     return {"mAP_voc07": float(result["mAP_voc07"]), "mAP_area": float(result["mAP_area"])}
 
 

@@ -6,11 +6,18 @@ from contextlib import nullcontext
 
 import torch
 
-from multibox.data import TrainAugmentation, check_dataset, clean_for_training, load_dataset, make_loader
+from multibox.data import (
+    TrainAugmentation,
+    check_dataset,
+    clean_for_training,
+    load_dataset,
+    make_loader,
+    require_images,
+)
 from multibox.engine.config import TrainConfig
 from multibox.engine.optim import DEFAULT_FREEZE, build_optimizer, freeze_parameters, lr_multiplier
 from multibox.engine.train_logs import log
-from multibox.errors import ConfigError, DataError
+from multibox.errors import ConfigError
 from multibox.model import build_ssd
 
 
@@ -32,11 +39,7 @@ def load_datasets(config: TrainConfig, rank: int):
     report = check_dataset(train_set, images=True, decode=False)
     train_set, summary = clean_for_training(train_set, report)
     log(f"train data {summary}", rank)
-    if len(train_set) == 0:
-        raise DataError(
-            f"no usable training images in {config.train_data} (split {config.train_split}): {summary}; "
-            "check it with `multibox data check`"
-        )
+    require_images(train_set, f"train_data {config.train_data} (split {config.train_split})", report)
     val_set = None
     if config.val_split is not None or config.val_data:
         source = config.val_data or config.train_data
@@ -128,6 +131,7 @@ def training_loader(config: TrainConfig, train_set, batch_size: int, world_size:
         drop_last=len(train_set) >= batch_size * world_size,
         num_replicas=world_size,
         rank=rank,
+        return_indices=True,  # so the loop names (and counts) the images that could not be decoded
     )
 
 
@@ -139,6 +143,7 @@ def validation_loader(config: TrainConfig, val_set, batch_size: int):
         data_shape=config.data_shape,
         num_workers=config.num_workers,
         normalize=False,
+        return_indices=True,  # evaluation names and excludes the images that could not be decoded
     )
 
 

@@ -7,12 +7,12 @@ decoding, and every decoding failure becomes an :class:`UploadError` carrying th
 
 from __future__ import annotations
 
-import io
-
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from multibox.data.image_io import ImageDecodeError, open_image, to_rgb
 
 ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP")
 """Pillow format names that are decoded; any other bytes are answered with 415."""
@@ -30,35 +30,33 @@ class UploadError(Exception):
 def decode_image(data: bytes, max_pixels: int) -> tuple[Image.Image, str]:
     """The RGB image as displayed (EXIF orientation applied) and its real format (``"JPEG"``, ``"PNG"``, ``"WEBP"``).
 
-    Raises :class:`UploadError`: 415 for bytes that are not one of :data:`ALLOWED_FORMATS`, 413 for an image
-    over ``max_pixels`` (checked from the header, before decoding), 400 for truncated or corrupt image data.
+    Decoded by :mod:`multibox.data.image_io`, as every image multibox reads (16-bit PNGs scaled to 8 bits,
+    alpha dropped). Raises :class:`UploadError`: 415 for bytes that are not one of :data:`ALLOWED_FORMATS`,
+    413 for an image over ``max_pixels`` (checked from the header, before decoding), 400 for truncated or
+    corrupt image data.
     """
     if not data:
         raise UploadError(400, "the uploaded file is empty")
     try:
-        image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
-    except Image.DecompressionBombError as error:
-        raise UploadError(413, f"image rejected as a decompression bomb: {error}") from error
-    except UnidentifiedImageError as error:
-        raise UploadError(415, "the upload is not a JPEG, PNG or WebP image") from error
-    except (OSError, SyntaxError, ValueError) as error:  # a recognised header that Pillow cannot parse
-        raise UploadError(400, f"the image is truncated or corrupt: {error}") from error
-    width, height = image.size
-    if width * height > max_pixels:
-        raise UploadError(
-            413,
-            f"image of {width}x{height} = {width * height:,} pixels is over the limit of {max_pixels:,} pixels",
-        )
-    if width == 0 or height == 0:
-        raise UploadError(400, f"the image is empty ({width}x{height} pixels)")
+        image = open_image(data, max_pixels=max_pixels, formats=ALLOWED_FORMATS, name="the upload")
+    except ImageDecodeError as error:
+        if error.kind == "not an image":
+            raise UploadError(415, "the upload is not a JPEG, PNG or WebP image") from error
+        if error.kind == "too large":
+            raise UploadError(413, error.reason) from error
+        raise UploadError(400, f"the image is truncated or corrupt: {error.reason}") from error
+    image_format = image.format
     try:
-        image.load()
-        rgb = ImageOps.exif_transpose(image).convert("RGB")
-    except MemoryError:
-        raise
-    except Exception as error:  # truncated files, broken compressed streams, unsupported modes
-        raise UploadError(400, f"the {image.format} image is truncated or corrupt: {error}") from error
-    return rgb, image.format
+        rgb = to_rgb(image, orient=True, name="the upload")
+    except ImageDecodeError as error:
+        status = 413 if error.kind == "too large" else 400
+        detail = (
+            error.reason
+            if status == 413
+            else f"the {image_format} image is truncated or corrupt: {error.reason}"
+        )
+        raise UploadError(status, detail) from error
+    return rgb, image_format
 
 
 class BodyLimit:

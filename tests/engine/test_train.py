@@ -79,6 +79,39 @@ def test_training_without_a_usable_image_is_an_error_not_a_checkpoint(tmp_path, 
 
     data = _voc_folder(tmp_path / "voc", {} if xml is None else {"a": xml, "b": xml})
     config = TrainConfig(**{**FAST, "train_data": str(data)}, train_split=None, val_split=None, epochs=1)
-    with pytest.raises(DataError, match="no usable training images in"):
+    with pytest.raises(DataError, match="no usable images in train_data"):
         train(config.replace(out_dir=str(tmp_path / "run")))
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def _voc_xml(stem: str) -> str:
+    return (
+        f"<annotation><filename>{stem}.jpg</filename><size><width>64</width><height>64</height><depth>3</depth>"
+        "</size><object><name>blob</name><difficult>0</difficult><bndbox><xmin>8</xmin><ymin>8</ymin>"
+        "<xmax>40</xmax><ymax>40</ymax></bndbox></object></annotation>"
+    )
+
+
+def test_an_undecodable_image_is_skipped_and_named_never_replaced(tmp_path, capsys):
+    from tests.image_helpers import noise, write_truncated_jpeg
+
+    stems = [f"img{i}" for i in range(9)]
+    data = _voc_folder(tmp_path / "voc", {stem: _voc_xml(stem) for stem in stems})
+    for stem in stems:  # 64x64 images as the annotations say
+        from PIL import Image
+
+        Image.fromarray(noise(64, 64, seed=int(stem[3:]))).save(data / "JPEGImages" / f"{stem}.jpg")
+    write_truncated_jpeg(data / "JPEGImages" / "img4.jpg", noise(64, 64, seed=99))  # header fine, data cut
+    config = TrainConfig(
+        **{**FAST, "train_data": str(data), "val_data": None, "batch_size": 3},
+        train_split=None,
+        val_split=None,
+        epochs=1,
+    )
+    result = train(config.replace(out_dir=str(tmp_path / "run")))
+    err = capsys.readouterr().err
+    assert "skipped unreadable image img4" in err
+    assert "skipped 1 undecodable images (img4)" in err
+    row = result.history[0]
+    assert row["skipped_images"] == 1
+    assert row["step"] == 3  # 3 batches of 3: the one with img4 trains on 2 images, nothing stands in

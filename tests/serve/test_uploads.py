@@ -156,3 +156,22 @@ def test_endless_streamed_body_is_cut_off_at_the_limit():
     status, answer = _call(_scope([]), receive)
     assert status == 413 and "over the limit of 100,000 bytes" in answer["detail"]
     assert read <= LIMIT + 64 * 1024 + chunk + len(head)
+
+
+def test_16_bit_png_upload_is_scaled_not_clipped():
+    ramp = np.round(np.linspace(0, 65535, 512)).astype(np.uint16).reshape(1, 512).repeat(4, axis=0)
+    image, image_format = decode_image(_encode(Image.fromarray(ramp), "PNG"), 50_000_000)
+    assert image_format == "PNG" and image.mode == "RGB"
+    pixels = np.asarray(image)
+    assert np.abs(pixels - (ramp.astype(np.float64) * 255 / 65535)[..., None]).max() <= 0.5 + 1e-9
+    assert (pixels == 255).mean() < 0.01
+
+
+def test_truncated_jpeg_upload_with_an_intact_header_is_400(bccd_images):
+    from tests.image_helpers import truncate_jpeg
+
+    error = _error(truncate_jpeg(bccd_images[0].read_bytes()))
+    assert (
+        error.status_code == 400
+        and "the JPEG image is truncated or corrupt: image file is truncated" in error.detail
+    )

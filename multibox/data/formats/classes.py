@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from multibox.errors import ConfigError, DataError
+
 
 def read_class_names(path: str | Path) -> list[str]:
     """One class name per line; blank lines and ``#`` comments ignored."""
@@ -13,8 +15,9 @@ def read_class_names(path: str | Path) -> list[str]:
         line = line.split("#", 1)[0].strip()
         if line:
             names.append(line)
-    if len(set(names)) != len(names):
-        raise ValueError(f"{path}: duplicate class names")
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise DataError(f"{path}: class {', '.join(map(repr, twice))} listed twice; list each class once")
     return names
 
 
@@ -26,8 +29,11 @@ def resolve_class_names(
         return read_class_names(class_names)
     if class_names is not None:
         names = list(class_names)
-        if len(set(names)) != len(names):
-            raise ValueError(f"duplicate class names in {names}")
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ConfigError(
+                f"class {', '.join(map(repr, twice))} listed twice in {names}; list each class once"
+            )
         return names
     if default_file is not None and default_file.is_file():
         return read_class_names(default_file)

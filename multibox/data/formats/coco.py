@@ -10,6 +10,48 @@ import numpy as np
 
 from multibox.data.formats.classes import resolve_class_names
 from multibox.data.records import DetectionDataset, DetectionRecord, Problem
+from multibox.errors import DataError
+
+
+def _checked_categories(annotation_file: Path, categories: list) -> list[dict]:
+    """The categories, refusing entries without an id and name, and two of one id or one name: merged, their
+    boxes would be mislabelled."""
+    by_id: dict[object, str] = {}
+    by_name: dict[str, object] = {}
+    for number, category in enumerate(categories):
+        if not isinstance(category, dict) or "id" not in category or "name" not in category:
+            raise DataError(
+                f"{annotation_file}: categories[{number}] needs an 'id' and a 'name'; fix the entry"
+            )
+        cid, name = category["id"], category["name"]
+        if cid in by_id:
+            raise DataError(
+                f"{annotation_file}: category id {cid!r} is used twice ({by_id[cid]!r} and {name!r}); "
+                "give each category its own id"
+            )
+        if name in by_name:
+            raise DataError(
+                f"{annotation_file}: categories {by_name[name]!r} and {cid!r} are both named {name!r}; "
+                "rename one, or merge them into one category (and its annotations) in the file"
+            )
+        by_id[cid], by_name[name] = name, cid
+    return categories
+
+
+def _check_images(annotation_file: Path, images: list) -> None:
+    """Refuse image entries without an id or file name, and two entries of one id (their boxes would mix)."""
+    seen: dict[object, str] = {}
+    for number, image in enumerate(images):
+        if not isinstance(image, dict) or "id" not in image or "file_name" not in image:
+            raise DataError(
+                f"{annotation_file}: images[{number}] needs an 'id' and a 'file_name'; fix the entry"
+            )
+        if image["id"] in seen:
+            raise DataError(
+                f"{annotation_file}: image id {image['id']!r} is used twice ({seen[image['id']]} and "
+                f"{image['file_name']}); give each image its own id"
+            )
+        seen[image["id"]] = image["file_name"]
 
 
 def read_coco(
@@ -23,19 +65,28 @@ def read_coco(
     ``crowd`` flag set (the loader ignores them in training, evaluation ignores detections on them). Classes
     are the categories in id order unless ``class_names`` is given (then matched by name). Images default to
     the folder next to the JSON named like its ``instances_<set>`` suffix, else the JSON's folder.
+
+    Two categories of one name (or of one id), and two images of one id, are a ``DataError``: merging them
+    would mislabel boxes. Annotations left out are reported as problems, each naming its annotation:
+    ``unknown class`` (a category not in ``class_names``, subject its name, or an id not in ``categories``,
+    subject ``#<id>``), ``annotation without image`` and ``bad annotation`` (no usable ``bbox`` ...).
     """
     annotation_file = Path(annotation_file)
-    data = json.loads(annotation_file.read_text(encoding="utf-8"))
+    try:
+        data = json.loads(annotation_file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise DataError(f"{annotation_file} is not valid JSON ({error}); fix or re-export the file") from None
     for key in ("images", "annotations", "categories"):
-        if key not in data:
-            raise ValueError(f"{annotation_file} is not a COCO detection file: no {key!r} entry")
+        if not isinstance(data, dict) or not isinstance(data.get(key), list):
+            raise DataError(f"{annotation_file} is not a COCO detection file: no {key!r} list")
     if image_dir is None:
         stem = annotation_file.stem.split("_", 1)[-1]
         candidates = [annotation_file.parent.parent / "images" / stem, annotation_file.parent / stem]
         image_dir = next((c for c in candidates if c.is_dir()), annotation_file.parent)
     image_dir = Path(image_dir)
 
-    categories = sorted(data["categories"], key=lambda c: c["id"])
+    categories = sorted(_checked_categories(annotation_file, data["categories"]), key=lambda c: c["id"])
+    _check_images(annotation_file, data["images"])
     if class_names is None:
         names = [c["name"] for c in categories]
     else:
@@ -46,21 +97,35 @@ def read_coco(
 
     objects: dict[int, list] = {img["id"]: [] for img in data["images"]}
     problems = []
-    for ann in data["annotations"]:
-        image_key = ann["image_id"]
+    for number, ann in enumerate(data["annotations"]):
+        label = f"annotation {ann.get('id', f'#{number}') if isinstance(ann, dict) else f'#{number}'}"
+        try:
+            image_key, category = ann["image_id"], ann["category_id"]
+            x, y, w, h = (float(v) for v in ann["bbox"])
+        except (TypeError, KeyError, ValueError) as error:
+            detail = (
+                f"{label}: {type(error).__name__} {error}; expected image_id, category_id, bbox [x, y, w, h]"
+            )
+            image_of = str(ann.get("image_id", "?")) if isinstance(ann, dict) else "?"
+            problems.append(Problem("bad annotation", image_of, detail, subject=label))
+            continue
         if image_key not in objects:
-            problems.append(
-                Problem("annotation without image", str(image_key), f"annotation {ann.get('id')}")
-            )
+            detail = f"{label} points at image id {image_key!r}, which is not in 'images'"
+            problems.append(Problem("annotation without image", str(image_key), detail, subject=label))
             continue
-        cls = category_class.get(ann["category_id"])
+        if category not in category_class:
+            detail = f"{label}: category id {category!r} is not in 'categories'"
+            problems.append(Problem("unknown class", str(image_key), detail, subject=f"#{category}"))
+            continue
+        cls = category_class[category]
         if cls is None:
-            name = category_name.get(ann["category_id"], ann["category_id"])
+            name = category_name[category]
             problems.append(
-                Problem("unknown class", str(image_key), f"category {name!r} not in the class list")
+                Problem(
+                    "unknown class", str(image_key), f"class {name!r} not in the class list", subject=name
+                )
             )
             continue
-        x, y, w, h = (float(v) for v in ann["bbox"])
         objects[image_key].append(([x, y, x + w, y + h], cls, bool(ann.get("iscrowd", 0))))
 
     records = []
@@ -95,7 +160,7 @@ def write_coco(
 ) -> Path:
     """Write ``dataset`` as COCO JSON: categories 1..C in class order and images 1..N, or the ids the dataset
     came with (read from COCO); images placed in ``image_dir``."""
-    from multibox.data.formats.export_images import place_image
+    from multibox.data.formats.export_images import place_image, replace_file
 
     annotation_file = Path(annotation_file)
     annotation_file.parent.mkdir(parents=True, exist_ok=True)
@@ -123,5 +188,5 @@ def write_coco(
             )
     categories = [{"id": category_ids[i], "name": name} for i, name in enumerate(dataset.class_names)]
     content = {"images": images, "annotations": annotations, "categories": categories}
-    annotation_file.write_text(json.dumps(content), encoding="utf-8")
+    replace_file(annotation_file).write_text(json.dumps(content), encoding="utf-8")
     return annotation_file

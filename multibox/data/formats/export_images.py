@@ -9,18 +9,30 @@ from pathlib import Path
 from multibox.data.records import DetectionRecord
 
 
+def replace_file(path: Path) -> Path:
+    """Remove what is at ``path`` (a file or a link, never what a link points to) so that the next write makes
+    a new file: a link or hard link from a converted set back into its source is never written through."""
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    return path
+
+
 def place_image(record: DetectionRecord, folder: Path, link: bool = True) -> Path:
-    """Put the record's image into ``folder``: a symlink (or copy) for files, a JPEG for generated images."""
+    """Put the record's image into ``folder``: a symlink (or copy) for files, a JPEG for generated images.
+
+    An entry already there is kept only when it is this very image (the same file, or a link to it); any
+    other entry of that name (a stale image of an earlier conversion) is replaced, never written through.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     if callable(record.image):
-        target = folder / f"{record.image_id}.jpg"
-        if not target.exists():
-            record.image().convert("RGB").save(target, quality=95)
+        target = replace_file(folder / f"{record.image_id}.jpg")
+        record.image().convert("RGB").save(target, quality=95)
         return target
     source = Path(record.image)
     target = folder / f"{record.image_id}{source.suffix}"
-    if target.exists() or target.is_symlink():
+    if target.exists() and source.exists() and os.path.samefile(target, source):
         return target
+    replace_file(target)
     if link:
         os.symlink(source.resolve(), target)
     else:

@@ -7,10 +7,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from multibox.data.formats.classes import resolve_class_names
+from multibox.data.image_io import ImageDecodeError, open_image
 from multibox.data.records import DetectionDataset, DetectionRecord, Problem
+from multibox.errors import DataError
 
 
 def read_lst(
@@ -20,30 +21,37 @@ def read_lst(
 
     Image paths are relative to ``root`` (default: the list's folder). Image sizes are read from the image
     headers to convert coordinates to pixels. Object widths other than 6 are accepted (extra columns dropped;
-    a width of 5 means no difficult flag).
+    a width of 5 means no difficult flag). A line that does not parse leaves its image out (``bad list line``,
+    subject ``<list>:<line>``); an object whose class number has no name is left out (``unknown class``,
+    subject ``#<number>``).
     """
     path = Path(path)
     root = Path(root) if root is not None else path.parent
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path} is not a text image list ({error}); give an MXNet .lst file") from None
     rows, problems, max_class = [], [], -1
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
+        where = f"{path.name}:{number}"
         fields = line.rstrip("\n").split("\t")
         try:
+            if len(fields) < 3:
+                raise ValueError("expected index, header, objects and path separated by tabs")
             values = [float(v) for v in " ".join(fields[1:-1]).split()]
             header, width = int(values[0]), int(values[1])
+            if width < 5:
+                raise ValueError(f"object width {width} < 5")
             objects = np.array(values[header:], np.float64).reshape(-1, width)
         except (ValueError, IndexError) as error:
-            problems.append(Problem("bad list line", f"line {number}", f"{error}", fatal=True))
-            continue
-        if width < 5:
-            problems.append(
-                Problem("bad list line", f"line {number}", f"object width {width} < 5", fatal=True)
-            )
+            problems.append(Problem("bad list line", f"line {number}", f"{where}: {error}", True, where))
             continue
         rows.append((fields[0].strip(), fields[-1].strip(), objects))
-        if len(objects):
-            max_class = max(max_class, int(objects[:, 0].max()))
+        finite = objects[np.isfinite(objects[:, 0]), 0]
+        if len(finite):
+            max_class = max(max_class, int(finite.max()))
     names = resolve_class_names(class_names, [], root / "labels.txt")
     if not names:
         names = [str(i) for i in range(max_class + 1)]
@@ -53,11 +61,21 @@ def read_lst(
         image_path = root / relative
         image_id = Path(relative).stem
         try:
-            with Image.open(image_path) as image:
+            with open_image(image_path) as image:
                 width, height = image.size
-        except OSError as error:
-            problems.append(Problem("unreadable image", image_id, str(error), fatal=True))
+        except ImageDecodeError as error:
+            name = Path(relative).name
+            problems.append(Problem(error.problem_kind, image_id, f"{name}: {error.reason}", True, name))
             continue
+        classes = objects[:, 0]
+        known = (
+            np.isfinite(classes) & (classes == np.round(classes)) & (classes >= 0) & (classes < len(names))
+        )
+        for value in classes[~known]:
+            number = f"{value:g}"
+            detail = f"class number {number} not in the class list ({len(names)} names)"
+            problems.append(Problem("unknown class", image_id, detail, subject=f"#{number}"))
+        objects = objects[known]
         scale = np.array([width, height, width, height], np.float64)
         boxes = (objects[:, 1:5] * scale).astype(np.float32)
         difficult = objects[:, 5] > 0 if objects.shape[1] > 5 else None
@@ -67,6 +85,8 @@ def read_lst(
 
 def write_lst(dataset: DetectionDataset, path: str | Path, root: str | Path | None = None) -> Path:
     """Write the list as ``prepare_dataset.py`` does (4 decimals; images without objects skipped)."""
+    from multibox.data.formats.export_images import replace_file
+
     path = Path(path)
     root = Path(root) if root is not None else path.parent
     lines = []
@@ -86,5 +106,5 @@ def write_lst(dataset: DetectionDataset, path: str | Path, root: str | Path | No
         relative = os.path.relpath(Path(record.image).resolve(), root.resolve())
         lines.append(f"{index}\t2\t6\t{numbers}\t{relative}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(line + "\n" for line in lines))
+    replace_file(path).write_text("".join(line + "\n" for line in lines))
     return path

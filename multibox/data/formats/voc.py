@@ -52,7 +52,9 @@ def read_voc(
         root: folder with ``Annotations/`` and ``JPEGImages/``.
         split: image-set name (``ImageSets/Main/<split>.txt``); ``None`` reads every annotation file.
         class_names: a list, a file with one name per line, or ``None`` for ``root/labels.txt`` when present,
-            else the sorted names found. Objects of other classes are skipped and reported as problems.
+            else the sorted names found. Objects of other classes are left out and reported as problems
+            (``unknown class``); an annotation file that does not parse leaves its image out, reported as an
+            ``unreadable annotation``.
 
     Coordinates are kept exactly as written (VOC's 1-based pixels, as the original divides them by the size).
     """
@@ -73,7 +75,9 @@ def read_voc(
         try:
             parsed[image_id] = _parse_annotation(path)
         except (OSError, ET.ParseError, ValueError) as error:
-            problems.append(Problem("unreadable annotation", image_id, f"{path.name}: {error}", fatal=True))
+            problems.append(
+                Problem("unreadable annotation", image_id, f"{path.name}: {error}", True, subject=path.name)
+            )
     found = {name for _, _, _, objects in parsed.values() for name, _, _ in objects}
     names = resolve_class_names(class_names, found, root / "labels.txt")
     index = {name: i for i, name in enumerate(names)}
@@ -83,7 +87,9 @@ def read_voc(
         boxes, labels, difficult = [], [], []
         for name, coords, is_difficult in objects:
             if name not in index:
-                problems.append(Problem("unknown class", image_id, f"object {name!r} not in the class list"))
+                problems.append(
+                    Problem("unknown class", image_id, f"class {name!r} not in the class list", subject=name)
+                )
                 continue
             boxes.append(coords)
             labels.append(index[name])
@@ -106,8 +112,12 @@ def read_voc(
 def write_voc(
     dataset: DetectionDataset, root: str | Path, split: str = "all", link_images: bool = True
 ) -> Path:
-    """Write ``dataset`` as a VOC folder: annotations, an image-set file, labels.txt, linked/copied images."""
-    from multibox.data.formats.export_images import place_image
+    """Write ``dataset`` as a VOC folder: annotations, an image-set file, labels.txt, linked/copied images.
+
+    Files of the same name already there are replaced (as new files, never written through a link); others
+    are kept, so splits can be written one after another.
+    """
+    from multibox.data.formats.export_images import place_image, replace_file
 
     root = Path(root)
     (root / "Annotations").mkdir(parents=True, exist_ok=True)
@@ -129,8 +139,9 @@ def write_voc(
             for tag, value in zip(("xmin", "ymin", "xmax", "ymax"), box, strict=True):
                 ET.SubElement(bndbox, tag).text = f"{float(value):g}"
         ET.indent(ann)
-        ET.ElementTree(ann).write(root / "Annotations" / f"{record.image_id}.xml", encoding="unicode")
+        xml_path = replace_file(root / "Annotations" / f"{record.image_id}.xml")
+        ET.ElementTree(ann).write(xml_path, encoding="unicode")
     ids = "\n".join(r.image_id for r in dataset.records)
-    (root / "ImageSets" / "Main" / f"{split}.txt").write_text(ids + "\n")
-    (root / "labels.txt").write_text("\n".join(dataset.class_names) + "\n")
+    replace_file(root / "ImageSets" / "Main" / f"{split}.txt").write_text(ids + "\n")
+    replace_file(root / "labels.txt").write_text("\n".join(dataset.class_names) + "\n")
     return root

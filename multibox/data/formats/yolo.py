@@ -6,10 +6,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from multibox.data.formats.classes import resolve_class_names
 from multibox.data.formats.voc import IMAGE_SUFFIXES
+from multibox.data.image_io import ImageDecodeError, open_image
 from multibox.data.records import DetectionDataset, DetectionRecord, Problem
 
 
@@ -29,7 +29,10 @@ def read_yolo(
     """Read YOLO annotations; image sizes come from the image headers (no decoding).
 
     ``class_names`` defaults to ``classes.txt`` in the labels folder or its parent; without names, classes are
-    called by their numbers.
+    called by their numbers. Nothing is left out silently; each is reported as a problem: a label line that
+    is not ``cls cx cy w h`` (``bad label line``, the line left out), a class number without a name
+    (``unknown class``, subject ``#<number>``), a label file that cannot be read (``unreadable annotation``,
+    its image left out), a label file without an image (``annotation without image``).
     """
     images_dir = Path(images_dir)
     labels_dir = Path(labels_dir) if labels_dir is not None else _labels_dir_for(images_dir)
@@ -42,20 +45,42 @@ def read_yolo(
         label_file = labels_dir / f"{path.stem}.txt"
         rows = []
         if label_file.is_file():
-            for number, line in enumerate(label_file.read_text().splitlines(), start=1):
+            try:
+                text = label_file.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as error:
+                detail = f"{label_file.name}: {error}"
+                problems.append(Problem("unreadable annotation", path.stem, detail, True, label_file.name))
+                continue
+            for number, line in enumerate(text.splitlines(), start=1):
                 fields = line.split()
                 if not fields:
                     continue
+                where = f"{label_file.name}:{number}"
                 try:
+                    if len(fields) != 5:
+                        raise ValueError(f"{len(fields)} fields")
                     cls, cx, cy, w, h = int(fields[0]), *(float(v) for v in fields[1:5])
-                except (ValueError, TypeError):
-                    problems.append(
-                        Problem("bad label line", path.stem, f"{label_file.name}:{number}: {line!r}")
-                    )
+                except ValueError:
+                    detail = f"{where}: {line.strip()!r} is not 'class cx cy w h'"
+                    problems.append(Problem("bad label line", path.stem, detail, subject=where))
                     continue
                 rows.append((cls, cx, cy, w, h))
                 seen.add(cls)
         rows_by_image[path] = rows
+    if labels_dir.is_dir():
+        stems = {p.stem for p in image_paths}
+        for label_file in sorted(labels_dir.glob("*.txt")):
+            if label_file.name == "classes.txt" or label_file.stem in stems:
+                continue
+            try:
+                has_lines = any(line.strip() for line in label_file.read_text(encoding="utf-8").splitlines())
+            except (OSError, UnicodeDecodeError):
+                has_lines = True
+            if has_lines:
+                detail = f"{label_file.name} has no image {label_file.stem}.* in {images_dir}"
+                problems.append(
+                    Problem("annotation without image", label_file.stem, detail, subject=label_file.name)
+                )
 
     names = resolve_class_names(class_names, [], default_names)
     if not names:
@@ -63,15 +88,17 @@ def read_yolo(
     records = []
     for path, rows in rows_by_image.items():
         try:
-            with Image.open(path) as image:
+            with open_image(path) as image:
                 width, height = image.size
-        except OSError as error:
-            problems.append(Problem("unreadable image", path.stem, str(error), fatal=True))
+        except ImageDecodeError as error:
+            problem = Problem(error.problem_kind, path.stem, f"{path.name}: {error.reason}", True, path.name)
+            problems.append(problem)
             continue
         kept = [r for r in rows if 0 <= r[0] < len(names)]
         for r in rows:
             if not 0 <= r[0] < len(names):
-                problems.append(Problem("unknown class", path.stem, f"class number {r[0]}"))
+                detail = f"class number {r[0]} not in the class list ({len(names)} names)"
+                problems.append(Problem("unknown class", path.stem, detail, subject=f"#{r[0]}"))
         boxes = np.array(
             [
                 [(cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height]
@@ -84,8 +111,8 @@ def read_yolo(
 
 
 def write_yolo(dataset: DetectionDataset, root: str | Path, link_images: bool = True) -> Path:
-    """Write ``root/images``, ``root/labels`` and ``root/classes.txt``."""
-    from multibox.data.formats.export_images import place_image
+    """Write ``root/images``, ``root/labels`` and ``root/classes.txt`` (files of the same name replaced)."""
+    from multibox.data.formats.export_images import place_image, replace_file
 
     root = Path(root)
     (root / "labels").mkdir(parents=True, exist_ok=True)
@@ -97,6 +124,7 @@ def write_yolo(dataset: DetectionDataset, root: str | Path, link_images: bool = 
             cx, cy = (x1 + x2) / 2 / record.width, (y1 + y2) / 2 / record.height
             w, h = (x2 - x1) / record.width, (y2 - y1) / record.height
             lines.append(f"{int(label)} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}")
-        (root / "labels" / f"{record.image_id}.txt").write_text("".join(line + "\n" for line in lines))
-    (root / "classes.txt").write_text("\n".join(dataset.class_names) + "\n")
+        label_file = replace_file(root / "labels" / f"{record.image_id}.txt")
+        label_file.write_text("".join(line + "\n" for line in lines))
+    replace_file(root / "classes.txt").write_text("\n".join(dataset.class_names) + "\n")
     return root
