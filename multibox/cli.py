@@ -79,7 +79,7 @@ def _add_run_commands(sub: argparse._SubParsersAction) -> None:
     )
     evaluate.add_argument("--split", help="image set (VOC) or sub-set")
     evaluate.add_argument("--batch-size", type=positive_int, default=16)
-    evaluate.add_argument("--nms", type=overlap, default=0.45, help="NMS IoU threshold")
+    evaluate.add_argument("--nms", type=overlap, help="NMS IoU threshold (default: the detector's, 0.45)")
     evaluate.add_argument("--overlap", type=overlap, default=0.5, help="IoU of a true positive")
     evaluate.add_argument(
         "--mxnet-detection", action="store_true", help="one class per anchor, as the original"
@@ -246,10 +246,11 @@ def _evaluate(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from multibox.data import check_dataset, clean_for_training, load_dataset, make_loader
+    from multibox.data import check_dataset, clean_for_training, load_dataset, make_loader, require_images
     from multibox.engine.distributed import pick_device
     from multibox.engine.evaluate import evaluate
     from multibox.engine.inference import load_detector
+    from multibox.errors import DataError
 
     device = pick_device(args.device)
     if Path(args.checkpoint).suffix.lower() in (".onnx", ".torchscript", ".ts"):
@@ -260,8 +261,15 @@ def _evaluate(args: argparse.Namespace) -> int:
     else:
         model, class_names = load_detector(args.checkpoint, device)
     dataset = load_dataset(args.data, args.split, class_names=class_names)
-    dataset, summary = clean_for_training(dataset, check_dataset(dataset, decode=False))
+    report = check_dataset(dataset, decode=False)
+    dataset, summary = clean_for_training(dataset, report)
     print(summary)
+    require_images(dataset, f"{args.data} (split {args.split})", report)
+    if dataset.num_objects == 0:
+        raise DataError(
+            f"{args.data} has no boxes of the detector's classes ({', '.join(class_names)}), so there is nothing "
+            "to score: evaluate on data labelled with these classes"
+        )
     loader = make_loader(
         dataset,
         args.batch_size,
@@ -276,9 +284,11 @@ def _evaluate(args: argparse.Namespace) -> int:
         class_names,
         device,
         iou_threshold=args.overlap,
-        nms_threshold=args.nms,
-        per_class=not args.mxnet_detection,
-        force_suppress=args.force_suppress,
+        settings=model.detection.updated(
+            nms_threshold=args.nms,
+            per_class=False if args.mxnet_detection else None,
+            force_suppress=True if args.force_suppress else None,
+        ),
         image_sizes=[(r.width, r.height) for r in dataset.records],
         coco=args.coco or bool(args.coco_results),
         image_ids=dataset.source_ids(),

@@ -23,10 +23,14 @@ def add_export_command(sub: argparse._SubParsersAction) -> None:
     export.add_argument("--dynamic-batch", action="store_true", help="any batch size (default: fixed)")
     export.add_argument("--batch-size", type=positive_int, default=1, help="the fixed batch size (default 1)")
     export.add_argument("--out", help="output file (default: next to the checkpoint)")
-    export.add_argument("--thresh", type=fraction, default=0.01, help="minimum score kept in the file")
-    export.add_argument("--nms", type=overlap, default=0.45, help="NMS IoU threshold")
-    export.add_argument("--topk", type=positive_int, default=400, help="candidates per class before NMS")
-    export.add_argument("--max-detections", type=positive_int, default=200, help="rows per image")
+    export.add_argument(
+        "--thresh", type=fraction, help="minimum score kept in the file (default: the model's)"
+    )
+    export.add_argument("--nms", type=overlap, help="NMS IoU threshold (default: the model's)")
+    export.add_argument(
+        "--topk", type=positive_int, help="candidates per class before NMS (default: the model's)"
+    )
+    export.add_argument("--max-detections", type=positive_int, help="rows per image (default: the model's)")
     export.add_argument(
         "--mxnet-detection", action="store_true", help="one class per anchor, as the original"
     )
@@ -34,16 +38,16 @@ def add_export_command(sub: argparse._SubParsersAction) -> None:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from multibox.deploy import DetectionSettings, export_checkpoint
+    from multibox.deploy import export_checkpoint
 
-    settings = DetectionSettings(
-        threshold=args.thresh,
-        nms_threshold=args.nms,
-        nms_topk=args.topk,
-        per_class=not args.mxnet_detection,
-        force_suppress=args.force_suppress,
-        max_detections=args.max_detections,
-    )
+    settings = {
+        "threshold": args.thresh,
+        "nms_threshold": args.nms,
+        "nms_topk": args.topk,
+        "max_detections": args.max_detections,
+        "per_class": False if args.mxnet_detection else None,
+        "force_suppress": True if args.force_suppress else None,
+    }
     try:
         result = export_checkpoint(
             args.checkpoint,

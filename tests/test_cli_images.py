@@ -58,24 +58,24 @@ def test_data_check_reports_a_huge_png_in_both_modes_without_a_traceback(tmp_pat
         assert "huge: huge.png: image of 400,000,000 pixels" in captured.out
 
 
-def _bccd_subset(datasets_dir: Path, root: Path, count: int, bad: int) -> tuple[Path, list[str]]:
-    test_ids = (datasets_dir / "bccd" / "ImageSets" / "Main" / "test.txt").read_text().split()
+def _bccd_copy(bccd_subset: Path, root: Path, count: int, bad: int) -> tuple[Path, list[str]]:
+    test_ids = (bccd_subset / "ImageSets" / "Main" / "test.txt").read_text().split()
     annotations = sorted(test_ids)[:count]
     (root / "Annotations").mkdir(parents=True)
     (root / "JPEGImages").mkdir()
     (root / "ImageSets" / "Main").mkdir(parents=True)
     for i, image_id in enumerate(annotations):
         shutil.copyfile(
-            datasets_dir / "bccd" / "Annotations" / f"{image_id}.xml",
+            bccd_subset / "Annotations" / f"{image_id}.xml",
             root / "Annotations" / f"{image_id}.xml",
         )
-        source = datasets_dir / "bccd" / "JPEGImages" / f"{image_id}.jpg"
+        source = bccd_subset / "JPEGImages" / f"{image_id}.jpg"
         target = root / "JPEGImages" / f"{image_id}.jpg"
         if i == bad:
             target.write_bytes(truncate_jpeg(source.read_bytes()))
         else:
             shutil.copyfile(source, target)
-    shutil.copyfile(datasets_dir / "bccd" / "labels.txt", root / "labels.txt")
+    shutil.copyfile(bccd_subset / "labels.txt", root / "labels.txt")
     return root, annotations
 
 
@@ -83,8 +83,8 @@ def _scores(printed: str) -> str:
     return re.search(r"mAP VOC07 \S+  VOC area \S+  \(\d+ images", printed).group(0)
 
 
-def test_evaluate_excludes_and_names_the_unreadable_image(bccd_checkpoint, datasets_dir, tmp_path, capfd):
-    root, ids = _bccd_subset(datasets_dir, tmp_path / "voc", count=10, bad=3)
+def test_evaluate_excludes_and_names_the_unreadable_image(bccd_checkpoint, bccd_subset, tmp_path, capfd):
+    root, ids = _bccd_copy(bccd_subset, tmp_path / "voc", count=10, bad=3)
     _split(root, "all", ids)
     _split(root, "good", ids[:3] + ids[4:])
     common = ["evaluate", "--checkpoint", str(bccd_checkpoint), "--data", str(root), "--device", "cpu"]
@@ -100,9 +100,9 @@ def test_evaluate_excludes_and_names_the_unreadable_image(bccd_checkpoint, datas
 
 
 def test_detect_processes_every_readable_image_and_names_the_bad_ones(
-    bccd_checkpoint, datasets_dir, tmp_path, capsys
+    bccd_checkpoint, bccd_subset, tmp_path, capsys
 ):
-    sources = sorted((datasets_dir / "bccd" / "JPEGImages").glob("*.jpg"))[:2]
+    sources = sorted((bccd_subset / "JPEGImages").glob("*.jpg"))[:2]
     images = tmp_path / "images"
     images.mkdir()
     good = [images / "a.jpg", images / "b.jpg", images / "deep.png"]

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from multibox.data.formats import detect_format, load_dataset, save_dataset
-from multibox.data.formats.targets import image_folders, refuse_non_empty, refuse_overlap, written_paths
+from multibox.data.formats.registry import written_paths
+from multibox.data.formats.targets import image_folders, refuse_non_empty, refuse_overlap
 from multibox.data.records import DetectionDataset
 from multibox.data.validate import reading_losses, require_images
 

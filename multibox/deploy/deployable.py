@@ -6,37 +6,13 @@ three can be compared output for output.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from multibox.deploy.fixed_nms import greedy_nms_sorted
+from multibox.model.detection_settings import DetectionSettings
 from multibox.ops.first_max import max_with_first_index
-
-
-@dataclass(frozen=True)
-class DetectionSettings:
-    """Decoding settings baked into an exported file (the meaning of :meth:`multibox.model.SSD.detect`'s)."""
-
-    threshold: float = 0.01
-    nms_threshold: float = 0.45
-    nms_topk: int = 400
-    per_class: bool = True
-    force_suppress: bool = False
-    max_detections: int = 200
-
-    def __post_init__(self) -> None:
-        if self.nms_topk <= 0:
-            raise ValueError(f"an exported detector needs a positive nms_topk, got {self.nms_topk}")
-        if self.max_detections <= 0:
-            raise ValueError(f"max_detections must be positive, got {self.max_detections}")
-        if not 0 <= self.threshold < 1:
-            raise ValueError(f"threshold must be in [0, 1), got {self.threshold}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 class Postprocess(nn.Module):
@@ -68,7 +44,7 @@ class Postprocess(nn.Module):
         self.force_suppress = bool(settings.force_suppress)
         self.topk = min(int(settings.nms_topk), self.num_anchors)
         pool = self.topk * (self.num_classes if self.per_class else 1)
-        self.max_detections = min(int(settings.max_detections), pool)
+        self.max_detections = pool if settings.max_detections is None else min(settings.max_detections, pool)
 
     def decode(self, loc_preds: torch.Tensor) -> torch.Tensor:
         """``(N, 4A)`` offsets -> ``(N, A, 4)`` corners clipped to the image."""
@@ -186,7 +162,7 @@ class DeployableSSD(nn.Module):
         super().__init__()
         from multibox.model.ssd import VARIANCES
 
-        self.settings = settings or DetectionSettings()
+        self.settings = settings or model.detection
         self.data_shape = tuple(int(s) for s in (data_shape or model.data_shape))
         self.network = model
         anchors = model.anchors_for(*self.data_shape).detach().cpu()

@@ -9,30 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
 from PIL import Image
 
-Detections = dict[str, np.ndarray]
-"""Per image: ``{"boxes" (K, 4) float32 pixels x1 y1 x2 y2, "scores" (K,) float32, "labels" (K,) int64}``,
-highest score first; ``labels`` index :attr:`Detector.class_names`."""
+from multibox.deploy.detections import Detections, Detector
 
-
-@runtime_checkable
-class Detector(Protocol):
-    """Something that finds objects in RGB images."""
-
-    class_names: list[str]
-
-    def predict(self, images: Sequence[Image.Image], threshold: float = 0.5) -> list[Detections]:
-        """Detections with score >= ``threshold`` for each image, in that image's pixel coordinates."""
-        ...
+__all__ = ["Detections", "Detector", "TorchDetector", "open_detector"]
 
 
 class TorchDetector:
-    """A ``multibox train`` checkpoint run in PyTorch (per-class decoding, as evaluation uses)."""
+    """A ``multibox train`` checkpoint run in PyTorch, decoding with the checkpoint's detection settings."""
 
     def __init__(
         self, checkpoint: str | Path, device: str | torch.device = "cpu", batch_size: int = 8

@@ -9,8 +9,9 @@ from pathlib import Path
 import torch
 
 from multibox import __version__
-from multibox.deploy.deployable import DeployableSSD, DetectionSettings
+from multibox.deploy.deployable import DeployableSSD
 from multibox.deploy.parity import Agreement, compare_detections
+from multibox.model.detection_settings import DetectionSettings
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript"}
 
@@ -60,9 +61,12 @@ def export_checkpoint(
     data_shape: int | tuple[int, int] | None = None,
     dynamic_batch: bool = False,
     batch_size: int = 1,
-    settings: DetectionSettings | None = None,
+    settings: DetectionSettings | dict | None = None,
 ) -> ExportResult:
     """Export a ``multibox train`` checkpoint with preprocessing, softmax, decoding and NMS inside.
+
+    The file decodes with the checkpoint's detection settings, or ``settings`` (a dict changes only the
+    settings it names; ``None`` values are left as the checkpoint has them).
 
     Writes ``out`` (default: next to the checkpoint, ``.onnx`` or ``.torchscript``) and ``<out>.json``,
     then runs the file on a fixed random image batch and compares it with the same module in eager
@@ -77,7 +81,8 @@ def export_checkpoint(
     model, class_names, network = load_checkpoint_model(checkpoint, "cpu")
     if isinstance(data_shape, int):
         data_shape = (data_shape, data_shape)
-    settings = settings or DetectionSettings()
+    if not isinstance(settings, DetectionSettings):
+        settings = model.detection.updated(**(settings or {}))
     path = Path(out) if out else Path(checkpoint).with_suffix(FORMATS[format])
     reference = DeployableSSD(model, settings, data_shape).eval()
     any_batch = dynamic_batch or format == "torchscript"  # a traced module takes any batch size

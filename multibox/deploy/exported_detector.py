@@ -8,9 +8,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from multibox.deploy.detector import Detections
-from multibox.engine.inference import resize_for_network
+from multibox.deploy.detections import Detections
 from multibox.errors import DataError
+from multibox.model.detection_settings import DetectionSettings
+from multibox.model.resize import resize_for_network
 
 
 class ExportedDetector:
@@ -36,6 +37,11 @@ class ExportedDetector:
         self.data_shape = tuple(int(s) for s in metadata["data_shape"])
         self.batch_size = metadata.get("batch_size")
         self.settings = dict(metadata["detection"])
+
+    @property
+    def detection(self) -> DetectionSettings:
+        """The decoding settings baked into the file."""
+        return DetectionSettings.from_dict(self.settings)
 
     def run(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """``images (N, 3, H, W)`` uint8 -> ``boxes (N, K, 4), scores (N, K), classes (N, K), count (N,)``."""

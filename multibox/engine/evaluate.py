@@ -9,6 +9,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from multibox.engine.metrics import VOCMetric
+from multibox.model import DetectionSettings
 
 
 @torch.no_grad()
@@ -18,10 +19,7 @@ def evaluate(
     class_names: Sequence[str],
     device: torch.device | str = "cpu",
     iou_threshold: float = 0.5,
-    nms_threshold: float = 0.45,
-    nms_topk: int = 400,
-    per_class: bool = True,
-    force_suppress: bool = False,
+    settings: DetectionSettings | None = None,
     image_sizes: Sequence[tuple[int, int]] | None = None,
     coco: bool = False,
     image_ids: Sequence[int] | None = None,
@@ -31,7 +29,8 @@ def evaluate(
 ) -> dict:
     """Detect on every batch of ``loader`` (images ``(B, 3, H, W)``, labels ``(B, M, 6)``, not shuffled).
 
-    ``model`` is an SSD or anything with its ``detect()``, such as :class:`multibox.deploy.OnnxDetector`.
+    ``model`` is an SSD or anything with its ``detect()``, such as :class:`multibox.deploy.OnnxDetector`; it
+    decodes with its own detection settings (``model.detection``) unless ``settings`` are given.
 
     Batches may carry the dataset indices of their images, ``(images, labels, indices)``
     (``make_loader(..., return_indices=True)``); then ``image_sizes``, ``image_ids`` and ``image_names`` are
@@ -57,42 +56,20 @@ def evaluate(
         model.eval()
     voc07 = VOCMetric(class_names, iou_threshold, use_07_metric=True)
     area = VOCMetric(class_names, iou_threshold, use_07_metric=False)
-    coco_metric = None
-    if coco:
-        from multibox.engine.coco_metric import COCOMetric
-
-        if image_sizes is None:
-            raise ValueError("COCO evaluation needs image_sizes")
-        coco_metric = COCOMetric(class_names, category_ids=category_ids)
-    batches = loader
-    if progress:
-        import sys
-
-        from tqdm import tqdm
-
-        batches = tqdm(loader, desc="evaluating", unit="batch", leave=False, disable=not sys.stderr.isatty())
-    seen, start = 0, time.perf_counter()
-    scored: list[int] = []  # dataset indices evaluated
-    indexed = None  # whether the batches carry indices
-    for batch in batches:
+    coco_metric = _coco_metric(class_names, category_ids, image_sizes) if coco else None
+    start = time.perf_counter()
+    scored, indexed = [], None  # dataset indices evaluated; whether the batches carry indices
+    for batch in _progress(loader, progress):
         images, labels = batch[0], batch[1]
         indexed = len(batch) > 2 if indexed is None else indexed
-        if indexed:
-            indices = [int(i) for i in batch[2]]
-        else:
-            indices = list(range(seen, seen + len(images)))
+        indices = (
+            [int(i) for i in batch[2]] if indexed else list(range(len(scored), len(scored) + len(images)))
+        )
         scored += indices
-        seen += len(images)
         if len(images) == 0:  # every image of the batch failed to decode
             continue
-        images = images.to(device, non_blocking=True)
-        detections = model.detect(
-            images,
-            nms_threshold=nms_threshold,
-            nms_topk=nms_topk,
-            per_class=per_class,
-            force_suppress=force_suppress,
-        ).cpu()
+        decoding = settings.to_dict() if settings is not None else {}
+        detections = model.detect(images.to(device, non_blocking=True), **decoding).cpu()
         voc07.update(detections, labels)
         area.update(detections, labels)
         if coco_metric is not None:
@@ -102,6 +79,28 @@ def evaluate(
     if is_module:
         model.train(was_training)
     excluded = _excluded(loader, scored, bool(indexed), image_names, image_sizes, image_ids)
+    return _result(voc07, area, coco_metric, len(scored), elapsed, excluded)
+
+
+def _coco_metric(class_names: Sequence[str], category_ids, image_sizes):
+    from multibox.engine.coco_metric import COCOMetric
+
+    if image_sizes is None:
+        raise ValueError("COCO evaluation needs image_sizes")
+    return COCOMetric(class_names, category_ids=category_ids)
+
+
+def _progress(loader, progress: bool):
+    if not progress:
+        return loader
+    import sys
+
+    from tqdm import tqdm
+
+    return tqdm(loader, desc="evaluating", unit="batch", leave=False, disable=not sys.stderr.isatty())
+
+
+def _result(voc07, area, coco_metric, seen: int, elapsed: float, excluded) -> dict:
     r07, rarea = voc07.compute(), area.compute()
     result = {
         "mAP_voc07": r07["mAP"],

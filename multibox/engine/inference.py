@@ -12,7 +12,8 @@ from PIL import Image
 from multibox.data.image_io import read_rgb
 from multibox.engine.checkpoint import read_checkpoint
 from multibox.errors import DataError
-from multibox.model import build_ssd
+from multibox.model import DetectionSettings, build_ssd
+from multibox.model.resize import resize_for_network
 
 
 def load_detector(
@@ -40,6 +41,7 @@ def load_checkpoint_model(
             f"{checkpoint}: its weights do not fit a {network['name']} network of {network['num_classes']} "
             f"classes at {network['data_shape']} ({str(error).splitlines()[0][:200]}); the file is damaged"
         ) from error
+    model.detection = DetectionSettings.from_dict(state.get("detection"))
     return model.to(device).eval(), list(state["class_names"]), dict(network)
 
 
@@ -50,17 +52,6 @@ def read_image(path: str | Path, max_pixels: int | None = None) -> Image.Image:
     Raises :class:`~multibox.data.image_io.ImageDecodeError` naming the file for anything it cannot decode.
     """
     return read_rgb(path, max_pixels=max_pixels, orient=True)
-
-
-def resize_for_network(images: Sequence[Image.Image], data_shape: tuple[int, int]) -> np.ndarray:
-    """``(N, 3, H, W)`` uint8: each image made RGB and force-resized to ``data_shape`` with Pillow's bilinear
-    filter, as the validation loader does."""
-    height, width = data_shape
-    resized = [
-        np.asarray((im if im.mode == "RGB" else im.convert("RGB")).resize((width, height), Image.BILINEAR))
-        for im in images
-    ]
-    return np.ascontiguousarray(np.stack(resized).transpose(0, 3, 1, 2))
 
 
 @torch.no_grad()
@@ -80,8 +71,9 @@ def detect_images(
     for start in range(0, len(images), batch_size):
         chunk = images[start : start + batch_size]
         batch = torch.from_numpy(resize_for_network(chunk, model.data_shape)).to(device)
-        options = {"per_class": True, "threshold": threshold} | detect_options
-        detections = model.detect(batch, **options).cpu().numpy()  # (B, K, 6)
+        detections = (
+            model.detect(batch, **({"threshold": threshold} | detect_options)).cpu().numpy()
+        )  # (B, K, 6)
         for im, det in zip(chunk, detections, strict=True):
             det = det[(det[:, 0] >= 0) & (det[:, 1] >= threshold)]
             scale = np.array([im.width, im.height, im.width, im.height], np.float32)

@@ -314,16 +314,7 @@ def _finish_epoch(run: _Run, epoch: int, done: _EpochPass) -> bool:
 
 
 def _evaluate(run: _Run) -> dict:
-    config = run.config
-    result = evaluate(
-        run.model,
-        run.val_loader,
-        run.train_set.class_names,
-        run.dist.device,
-        nms_threshold=config.nms_threshold,
-        nms_topk=config.nms_topk,
-        per_class=config.per_class_detection,
-    )
+    result = evaluate(run.model, run.val_loader, run.train_set.class_names, run.dist.device)
     if result.get("excluded"):
         log(
             f"excluded {len(result['excluded'])} undecodable images from the score: {', '.join(result['excluded'])}"
@@ -359,6 +350,7 @@ def _save(run: _Run, row: dict) -> None:
         "class_names": list(run.train_set.class_names),
         "history": run.history,
         "network": run.network,
+        "detection": run.model.detection.to_dict(),
     }
     run.last_checkpoint = run.checkpointer.save(state, row["epoch"], metric=row.get("mAP_voc07"))
     write_csv(run.out_dir / "log.csv", run.history)

@@ -70,6 +70,9 @@ def build_model(config: TrainConfig, num_classes: int, rank: int) -> torch.nn.Mo
         raise ConfigError(f"network_options {config.network_options}: {error}") from error
     except ConfigError as error:
         raise ConfigError(f"{config.network}: {error}") from error
+    model.detection = model.detection.replace(
+        nms_threshold=config.nms_threshold, nms_topk=config.nms_topk, per_class=config.per_class_detection
+    )
     freeze = DEFAULT_FREEZE.get(config.network) if config.freeze == "default" else config.freeze
     frozen = freeze_parameters(model, freeze)
     if frozen:

@@ -7,6 +7,7 @@
 
 from multibox.model.backbones import BACKBONES, Backbone, build_backbone
 from multibox.model.builder import build_ssd
+from multibox.model.detection_settings import DetectionSettings
 from multibox.model.presets import NETWORKS, get_scales, preset
 from multibox.model.ssd import SSD
 from multibox.model.weights import WeightsUnavailableError, load_backbone_weights
@@ -16,6 +17,7 @@ __all__ = [
     "NETWORKS",
     "SSD",
     "Backbone",
+    "DetectionSettings",
     "WeightsUnavailableError",
     "build_backbone",
     "build_ssd",

@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from multibox.errors import ConfigError
 from multibox.model.backbones.base import Backbone
+from multibox.model.detection_settings import DetectionSettings
 from multibox.model.layers import extra_layer, flatten_predictions, l2_normalize, prediction_conv
 from multibox.ops import multibox_detection, multibox_loss, multibox_prior, multibox_target
 
@@ -98,6 +98,7 @@ class SSD(nn.Module):
         self.from_layers = list(from_layers)
         self.num_classes = int(num_classes)
         self.num_anchors = [len(s) + len(r) - 1 for s, r in zip(self.sizes, self.ratios, strict=True)]
+        self.detection = DetectionSettings()  # how detect() decodes; stored in checkpoints
         h, w = (data_shape, data_shape) if isinstance(data_shape, int) else data_shape
         self.data_shape = (int(h), int(w))
 
@@ -301,34 +302,30 @@ class SSD(nn.Module):
 
     @torch.no_grad()
     def detect(
-        self,
-        images: torch.Tensor,
-        nms_threshold: float = 0.45,
-        force_suppress: bool = False,
-        nms_topk: int = 400,
-        threshold: float = 0.01,
-        per_class: bool = False,
-        max_detections: int | None = None,
-        clip: bool = True,
+        self, images: torch.Tensor, settings: DetectionSettings | None = None, **overrides
     ) -> torch.Tensor:
         """``get_symbol``: softmax + ``multibox_detection``. Images (N, 3, H, W) -> (N, K, 6) rows
         ``[class_id, score, x1, y1, x2, y2]``, normalised corners, ``class_id`` -1 for empty rows, object
-        classes 0-based. ``per_class=False`` is the original's one-class-per-anchor decoding. Runs without
+        classes 0-based, ``K = max_detections``.
+
+        Decodes with ``settings`` (default: the model's own, ``model.detection``), any of whose fields a
+        keyword overrides (``per_class=False`` is the original's one-class-per-anchor decoding). Runs without
         autograd (as an inference symbol)."""
+        chosen = (settings or self.detection).replace(**overrides)
         loc_preds, cls_preds = self(images)
         anchors = self.anchors_for(images.shape[-2], images.shape[-1])
         return multibox_detection(
             cls_preds.softmax(dim=1),
             loc_preds,
             anchors,
-            clip=clip,
-            threshold=threshold,
-            nms_threshold=nms_threshold,
-            force_suppress=force_suppress,
+            clip=chosen.clip,
+            threshold=chosen.threshold,
+            nms_threshold=chosen.nms_threshold,
+            force_suppress=chosen.force_suppress,
             variances=VARIANCES,
-            nms_topk=nms_topk,
-            per_class=per_class,
-            max_detections=max_detections,
+            nms_topk=chosen.nms_topk,
+            per_class=chosen.per_class,
+            max_detections=chosen.max_detections,
         )
 
     @torch.no_grad()
@@ -341,23 +338,16 @@ class SSD(nn.Module):
         """Per-image ``{"boxes" (K, 4) pixels x1y1x2y2, "scores" (K,), "labels" (K,) 0-based classes}``.
 
         ``images`` is a batch already resized to the network input, with ``image_sizes`` the ``(h, w)`` of the
-        originals (default: the batch size), or a list of CHW images of any size, which are resized to
-        ``data_shape`` and whose own sizes are used. ``detect_kwargs`` go to :meth:`detect`.
+        originals (default: the batch size), or a list of CHW images of any size (uint8, or floats in 0..1),
+        which are resized to ``data_shape`` as every other door resizes (:mod:`multibox.model.resize`) and
+        whose own sizes are used. ``detect_kwargs`` go to :meth:`detect`.
         """
         if not isinstance(images, torch.Tensor):
+            from multibox.model.resize import resize_for_network, tensor_to_image
+
             image_sizes = [(int(im.shape[-2]), int(im.shape[-1])) for im in images]
-            images = torch.cat(
-                [
-                    F.interpolate(
-                        _as_float(im)[None],
-                        size=self.data_shape,
-                        mode="bilinear",
-                        align_corners=False,
-                        antialias=True,  # Pillow's bilinear resize, as the data loader's
-                    )
-                    for im in images
-                ]
-            )
+            resized = resize_for_network([tensor_to_image(im) for im in images], self.data_shape)
+            images = torch.from_numpy(resized).to(self.anchors.device)
         if image_sizes is None:
             image_sizes = [(int(images.shape[-2]), int(images.shape[-1]))] * images.shape[0]
         if len(image_sizes) != images.shape[0]:
@@ -369,10 +359,6 @@ class SSD(nn.Module):
             scale = det.new_tensor([w, h, w, h])
             results.append({"boxes": det[:, 2:6] * scale, "scores": det[:, 1], "labels": det[:, 0].long()})
         return results
-
-
-def _as_float(image: torch.Tensor) -> torch.Tensor:
-    return image.float() / 255.0 if image.dtype == torch.uint8 else image
 
 
 class _FeatureProbe(nn.Module):

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from multibox.cli import main
 
 
-def test_export_then_detect_with_every_runtime(bccd_checkpoint, datasets_dir, tmp_path, capsys):
+def test_export_then_detect_with_every_runtime(bccd_checkpoint, bccd_subset, tmp_path, capsys):
     onnx_file = tmp_path / "model.onnx"
     assert main(["export", str(bccd_checkpoint), "--format", "onnx", "--out", str(onnx_file)]) == 0
     out = capsys.readouterr().out
@@ -19,7 +21,7 @@ def test_export_then_detect_with_every_runtime(bccd_checkpoint, datasets_dir, tm
         == 0
     )
 
-    images = sorted((datasets_dir / "bccd" / "JPEGImages").glob("*.jpg"))[:3]
+    images = sorted((bccd_subset / "JPEGImages").glob("*.jpg"))[:3]
     reports = {}
     for flag, path in [
         ("--checkpoint", bccd_checkpoint),
@@ -40,7 +42,9 @@ def test_export_then_detect_with_every_runtime(bccd_checkpoint, datasets_dir, tm
 
 
 def test_export_errors_are_one_line(tmp_path, capsys):
-    assert main(["export", str(tmp_path / "missing.pt")]) == 2
+    assert main(["export", str(tmp_path / "missing.pt")]) == 1  # a file error
     assert "does not exist" in capsys.readouterr().err
-    assert main(["export", str(tmp_path / "missing.pt"), "--topk", "0"]) == 2
-    assert "positive nms_topk" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:  # a usage error, refused by the argument parser
+        main(["export", str(tmp_path / "missing.pt"), "--topk", "0"])
+    assert exit_.value.code == 2
+    assert "--topk: 0 is not >= 1" in capsys.readouterr().err

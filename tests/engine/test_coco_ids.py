@@ -83,10 +83,10 @@ def test_bad_category_ids_are_refused():
 
 
 def test_evaluate_command_writes_results_under_the_files_own_ids(
-    bccd_checkpoint, datasets_dir, tmp_path, capsys
+    bccd_checkpoint, bccd_subset, tmp_path, capsys
 ):
-    # bccd test as a COCO file whose image and category ids are neither 1..N nor in class order
-    voc = load_dataset(str(datasets_dir / "bccd"), "test")
+    # the bccd subset's test split as a COCO file whose image and category ids are neither 1..N nor in class order
+    voc = load_dataset(str(bccd_subset), "test")
     plain = write_coco(voc, tmp_path / "plain.json", image_dir=tmp_path / "images")
     content = json.loads(plain.read_text())
     new_category = {1: 11, 2: 5, 3: 9}  # Platelets, RBC, WBC

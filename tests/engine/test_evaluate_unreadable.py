@@ -19,9 +19,9 @@ BAD = 4  # position of the truncated image in the subset
 
 
 @pytest.fixture(scope="module")
-def subset(datasets_dir, tmp_path_factory):
+def subset(bccd_subset, tmp_path_factory):
     """12 bccd test images copied, the 5th one's JPEG data cut in half."""
-    dataset = read_voc(datasets_dir / "bccd", "test")
+    dataset = read_voc(bccd_subset, "test")
     root = tmp_path_factory.mktemp("bccd_subset")
     records = []
     for i, record in enumerate(dataset.records[:12]):

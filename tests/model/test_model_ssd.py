@@ -48,7 +48,9 @@ def test_loss_returns_losses_and_targets_and_trains(tiny):
 def test_detect_and_predict_in_pixels(tiny):
     tiny.eval()
     dets = tiny.detect(torch.rand(2, 3, 64, 64), threshold=0.0)
-    assert dets.shape == (2, tiny.anchors.shape[0], 6)
+    assert dets.shape == (2, tiny.detection.max_detections, 6)  # the model's own settings
+    every_anchor = tiny.detect(torch.rand(2, 3, 64, 64), per_class=False, max_detections=None)
+    assert every_anchor.shape == (2, tiny.anchors.shape[0], 6)  # the original's output
     valid = dets[dets[..., 0] >= 0]
     assert len(valid) > 0 and valid[:, 0].max() < tiny.num_classes
     assert (valid[:, 2:] >= 0).all() and (valid[:, 2:] <= 1).all()  # clip=True

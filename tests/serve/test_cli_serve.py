@@ -26,7 +26,7 @@ def test_all_of_the_serve_extra_is_installed_here():
 
 
 def test_missing_model_file_is_a_one_line_error(capsys, tmp_path):
-    assert main(["serve", str(tmp_path / "nothing.pt")]) == 2
+    assert main(["serve", str(tmp_path / "nothing.pt")]) == 1  # a file error
     err = capsys.readouterr().err
     assert err.startswith("multibox: error:") and "does not exist" in err and err.count("\n") == 1
 

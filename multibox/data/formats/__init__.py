@@ -82,7 +82,8 @@ def save_dataset(dataset: DetectionDataset, target: str | Path, format: str, spl
     a dataset is never written over itself; files of the same name in the target are replaced, never written
     through a link.
     """
-    from multibox.data.formats.targets import image_folders, refuse_overlap, written_paths
+    from multibox.data.formats.registry import written_paths
+    from multibox.data.formats.targets import image_folders, refuse_overlap
 
     writer = get_format(format, writing=True)
     target = Path(target)

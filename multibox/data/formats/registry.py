@@ -69,6 +69,14 @@ def get_format(name: str, writing: bool = False) -> DatasetFormat:
     return FORMATS[name]
 
 
+def written_paths(
+    target: str | Path, format: str, split: str = "all", generated_images: bool = True
+) -> WrittenPaths:
+    """What ``save_dataset(dataset, target, format, split)`` writes, from the format's table entry; a
+    ``.lst`` gets an ``images/`` folder next to it only for generated images."""
+    return get_format(format, writing=True).written_paths(Path(target), split, generated_images)
+
+
 # ---------------------------------------------------------------------------------------------- the formats
 def _is_shapes(source: str | Path) -> bool:
     return str(source) == "shapes" or str(source).startswith("shapes:")

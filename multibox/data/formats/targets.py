@@ -23,16 +23,6 @@ class WrittenPaths:
     files: list[Path] = field(default_factory=list)
 
 
-def written_paths(
-    target: str | Path, format: str, split: str = "all", generated_images: bool = True
-) -> WrittenPaths:
-    """What ``save_dataset(dataset, target, format, split)`` writes, from the format's table entry; a
-    ``.lst`` gets an ``images/`` folder next to it only for generated images."""
-    from multibox.data.formats.registry import get_format
-
-    return get_format(format, writing=True).written_paths(Path(target), split, generated_images)
-
-
 def image_folders(dataset: DetectionDataset) -> set[Path]:
     """The folders holding the dataset's image files: where they are listed and, for links, where they are."""
     folders = set()
