@@ -24,9 +24,11 @@ def test_matches_mxnet_golden(path):
     for got, want in zip(out, expected, strict=True):
         kept, kept_want = got[got[:, 0] >= 0], want[want[:, 0] >= 0]
         assert np.array_equal(kept[:, 0], kept_want[:, 0])  # same classes in the same order
-        np.testing.assert_allclose(kept, kept_want, rtol=0, atol=1e-5)
-    # Suppressed rows and top-k leftovers too: the whole tensor agrees.
-    np.testing.assert_allclose(out, expected, rtol=0, atol=1e-5)
+        np.testing.assert_allclose(kept, kept_want, rtol=0, atol=1e-6)
+    # Suppressed rows and top-k leftovers too: the whole tensor agrees, class ids (-1 included) exactly; the
+    # measured difference is at most 1.2e-7 (one float32 rounding of the decoded corners).
+    np.testing.assert_array_equal(out[..., 0], expected[..., 0])
+    np.testing.assert_allclose(out, expected, rtol=0, atol=1e-6, strict=True)
 
 
 def _inputs(seed, n=2, num_classes=4, num_anchors=30, background_boost=0.0):

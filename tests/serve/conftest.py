@@ -1,4 +1,5 @@
-"""Fixtures of the serving tests: the trained BCCD detector, its images, and ``multibox serve`` running for real."""
+"""Fixtures of the serving tests: the detector trained on the bccd subset, its images, and ``multibox serve``
+running for real."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import httpx
 import pytest
 
 from multibox.deploy import TorchDetector
-from tests.serve.serve_helpers import free_port
+from multibox.engine.inference import load_checkpoint_model
+from tests.serve.serve_helpers import CheckpointModel, free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,11 +26,18 @@ def detector(bccd_checkpoint: Path) -> TorchDetector:
 
 
 @pytest.fixture(scope="package")
-def bccd_images(datasets_dir: Path) -> list[Path]:
-    """Five BCCD test-set photos (640x480 JPEG: red and white blood cells, platelets)."""
-    bccd = datasets_dir / "bccd"
-    names = (bccd / "ImageSets" / "Main" / "test.txt").read_text().split()[:5]
-    return [bccd / "JPEGImages" / f"{name}.jpg" for name in names]
+def checkpoint_model(bccd_checkpoint: Path) -> CheckpointModel:
+    model, class_names, network = load_checkpoint_model(bccd_checkpoint, "cpu")
+    shape = network["data_shape"]
+    height, width = (shape, shape) if isinstance(shape, int) else shape
+    return CheckpointModel(model.eval(), class_names, (int(height), int(width)))
+
+
+@pytest.fixture(scope="package")
+def bccd_images(bccd_subset: Path) -> list[Path]:
+    """Five BCCD test-set photos of the subset (640x480 JPEG: red and white blood cells, platelets)."""
+    names = (bccd_subset / "ImageSets" / "Main" / "test.txt").read_text().split()[:5]
+    return [bccd_subset / "JPEGImages" / f"{name}.jpg" for name in names]
 
 
 @dataclass

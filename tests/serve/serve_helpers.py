@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import socket
 import struct
 import threading
@@ -9,10 +10,13 @@ import time
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
+import torch
 import uvicorn
 from fastapi import FastAPI
+from PIL import Image, ImageOps
 
 
 @contextmanager
@@ -62,16 +66,54 @@ def png_header(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", row) + chunk(b"IEND", b"")
 
 
-def assert_same_detections(answer: dict, expected: dict, class_names: list[str]) -> None:
-    """The JSON detections of ``answer`` are ``expected`` (a ``Detector.predict`` result), to JSON rounding."""
+@dataclass
+class CheckpointModel:
+    """The checkpoint's network loaded directly (no :class:`TorchDetector`), for expectations of the API."""
+
+    model: torch.nn.Module
+    class_names: list[str]
+    data_shape: tuple[int, int]  # (height, width) of the network input
+
+
+def expected_answer(
+    model: torch.nn.Module, data_shape: tuple[int, int], data: bytes, threshold: float
+) -> dict:
+    """What ``POST /v1/detect`` must answer for the upload ``data``, computed without the server's code path.
+
+    Pillow decodes the bytes (EXIF orientation applied) and force-resizes them bilinearly to the network input;
+    the checkpoint's network detects with per-class decoding at ``threshold``; the normalised corners are scaled
+    to the image's pixels here and the detections put best first (stable, so ties keep the network's order).
+    """
+    with Image.open(io.BytesIO(data)) as opened:
+        image = ImageOps.exif_transpose(opened).convert("RGB")
+    height, width = data_shape
+    pixels = np.asarray(image.resize((width, height), Image.BILINEAR))  # (H, W, 3) uint8
+    batch = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))[None]
+    with torch.no_grad():
+        rows = model.detect(batch, per_class=True, threshold=threshold)[0].double().numpy()
+    rows = rows[(rows[:, 0] >= 0) & (rows[:, 1] >= threshold)]
+    rows = rows[np.argsort(-rows[:, 1], kind="stable")]
+    return {
+        "width": image.width,
+        "height": image.height,
+        "class_ids": rows[:, 0].astype(int).tolist(),
+        "scores": rows[:, 1],
+        "boxes": rows[:, 2:6] * [image.width, image.height, image.width, image.height],
+    }
+
+
+def assert_answer_matches(answer: dict, expected: dict, class_names: list[str]) -> None:
+    """The JSON ``answer`` holds the ``expected`` detections (from :func:`expected_answer`): the same classes in
+    the same order, scores within 1e-4 (the JSON keeps 4 decimals), boxes within 1e-3 relative plus the 0.005 px
+    of the JSON's 2-decimal rounding."""
+    assert (answer["image"]["width"], answer["image"]["height"]) == (expected["width"], expected["height"])
     found = answer["detections"]
-    assert len(found) == len(expected["scores"]), (len(found), len(expected["scores"]))
+    assert [d["class_id"] for d in found] == expected["class_ids"]
+    assert [d["class_name"] for d in found] == [class_names[k] for k in expected["class_ids"]]
     if not found:
         return
-    np.testing.assert_allclose([d["box"] for d in found], expected["boxes"], atol=0.02)
-    np.testing.assert_allclose([d["score"] for d in found], expected["scores"], atol=1e-4)
-    assert [d["class_id"] for d in found] == expected["labels"].tolist()
-    assert [d["class_name"] for d in found] == [class_names[k] for k in expected["labels"]]
+    np.testing.assert_allclose([d["score"] for d in found], expected["scores"], rtol=0, atol=1e-4)
+    np.testing.assert_allclose([d["box"] for d in found], expected["boxes"], rtol=1e-3, atol=0.005 + 1e-6)
 
 
 class FakeDetector:
