@@ -115,3 +115,14 @@ def test_an_undecodable_image_is_skipped_and_named_never_replaced(tmp_path, caps
     row = result.history[0]
     assert row["skipped_images"] == 1
     assert row["step"] == 3  # 3 batches of 3: the one with img4 trains on 2 images, nothing stands in
+
+
+def test_tensorboard_logs_are_written_as_promised(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    config = TrainConfig(**{**FAST, "tensorboard": True}, epochs=1, max_iterations=2, val_split=None)
+    train(config.replace(out_dir=str(tmp_path), val_data=None))
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    assert {"CrossEntropy", "SmoothL1", "lr"} <= set(events.Tags()["scalars"])
+    assert [e.step for e in events.Scalars("lr")] == [1]
