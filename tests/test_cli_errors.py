@@ -94,6 +94,11 @@ CASES = [
         2,
         "data_shape 64x64 is too small",
     ),
+    (
+        ["train", "train_data=shapes:4", "network=tiny", "data_shape=64", "weights_backbone={evil}"],
+        1,
+        "cannot read backbone weights {evil} as a plain state dict",
+    ),
     (["quickstart", "--time-limit", "-5"], 2, "--time-limit: -5 is not > 0"),
     (["data", "check", "{root}/nothing"], 1, "nothing does not exist"),
     (["data", "check", "{text}"], 2, "cannot tell the format"),

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 import torch
 
+from multibox.errors import DataError
 from multibox.model.backbones import Backbone
 from multibox.model.backbones.vgg import TORCHVISION_FEATURE_KEYS
 
@@ -118,7 +119,17 @@ def resolve_weights(network: str, weights: str | os.PathLike | Mapping[str, torc
     if isinstance(weights, Mapping):
         state = weights
     elif os.path.isfile(weights):
-        state = torch.load(weights, map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(weights, map_location="cpu", weights_only=True)
+        except MemoryError:
+            raise
+        except (
+            Exception
+        ) as error:  # damaged bytes, or objects other than tensors (refused: they could run code)
+            reason = " ".join(str(error).split())[:160]
+            raise DataError(
+                f"cannot read backbone weights {weights} as a plain state dict ({type(error).__name__}: {reason})"
+            ) from error
         for key in ("state_dict", "model"):
             if isinstance(state, Mapping) and key in state and isinstance(state[key], Mapping):
                 state = state[key]
