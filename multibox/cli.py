@@ -425,6 +425,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _one_line(error: Exception) -> tuple[int, str]:
     """The exit code and the message of an error that ends a command."""
+    from multibox.engine.train import NonFiniteLossError
     from multibox.errors import MultiboxError
 
     text = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
@@ -435,7 +436,7 @@ def _one_line(error: Exception) -> tuple[int, str]:
         return 1, text
     if isinstance(error, ValueError | KeyError):
         return 2, text
-    if isinstance(error, RuntimeError) and type(error).__name__ == "NonFiniteLossError":
+    if isinstance(error, NonFiniteLossError):
         return 1, text
     return (
         1,

@@ -57,6 +57,7 @@ def evaluate(
     voc07 = VOCMetric(class_names, iou_threshold, use_07_metric=True)
     area = VOCMetric(class_names, iou_threshold, use_07_metric=False)
     coco_metric = _coco_metric(class_names, category_ids, image_sizes) if coco else None
+    decoding = settings.to_dict() if settings is not None else {}
     start = time.perf_counter()
     scored, indexed = [], None  # dataset indices evaluated; whether the batches carry indices
     for batch in _progress(loader, progress):
@@ -68,7 +69,6 @@ def evaluate(
         scored += indices
         if len(images) == 0:  # every image of the batch failed to decode
             continue
-        decoding = settings.to_dict() if settings is not None else {}
         detections = model.detect(images.to(device, non_blocking=True), **decoding).cpu()
         voc07.update(detections, labels)
         area.update(detections, labels)

@@ -203,14 +203,14 @@ def _train_epoch(run: _Run, epoch: int) -> _EpochPass:
     seen, skipped = 0, []
     epoch_start = time.perf_counter()
     batches = _progress(run, epoch)
-    for batch_index, batch in enumerate(batches):
-        images, labels, indices = _unpack(batch, order, batch_index, run.batch_size)
+    for batch_index, (images, labels, indices) in enumerate(batches):  # training_loader gives indices
+        indices = indices.tolist()
         expected = order[batch_index * run.batch_size :][: run.batch_size]
         skipped += [run.train_set[i].image_id for i in sorted(set(expected) - set(indices))]
-        ids = [run.train_set[i].image_id for i in indices]
         if not run.dist.all_ranks(images.shape[0] > 0):
             continue
-        if _step(run, run.prepare_images(images), labels.to(run.dist.device, non_blocking=True), epoch, ids):
+        labels = labels.to(run.dist.device, non_blocking=True)
+        if _step(run, run.prepare_images(images), labels, epoch, indices):
             seen += images.shape[0]
             if hasattr(batches, "set_postfix"):
                 values = run.metric.compute()
@@ -223,17 +223,7 @@ def _train_epoch(run: _Run, epoch: int) -> _EpochPass:
     return _EpochPass(seen, skipped, time.perf_counter() - epoch_start, False)
 
 
-def _unpack(batch, order: list[int], batch_index: int, batch_size: int):
-    """``(images, labels, dataset indices)`` of a loader batch; a loader made without ``return_indices``
-    (a Python user's own) gives none, and then the sampler's order stands in for them."""
-    if len(batch) == 3:
-        images, labels, indices = batch
-        return images, labels, indices.tolist()
-    images, labels = batch
-    return images, labels, order[batch_index * batch_size :][: images.shape[0]]
-
-
-def _step(run: _Run, images: torch.Tensor, labels: torch.Tensor, epoch: int, ids: list[str]) -> bool:
+def _step(run: _Run, images: torch.Tensor, labels: torch.Tensor, epoch: int, indices: list[int]) -> bool:
     """One optimiser step; a non-finite loss or gradient on any rank skips it on every rank (returns False)."""
     with run.autocast:
         out = run.train_model(images, labels)
@@ -247,7 +237,7 @@ def _step(run: _Run, images: torch.Tensor, labels: torch.Tensor, epoch: int, ids
         grads = [p for p in run.model.parameters() if p.grad is not None]
         finite = bool(torch.isfinite(torch.nn.utils.clip_grad_norm_(grads, max_norm=math.inf)))
     if not finite:
-        _skip_nonfinite_step(run, epoch, ids)
+        _skip_nonfinite_step(run, epoch, [run.train_set[i].image_id for i in indices])
         return False
     run.nonfinite_in_a_row = 0
     if run.scaler is not None:
