@@ -10,12 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from multibox.engine.checkpoint import (
-    Checkpointer,
-    check_resumable,
-    read_checkpoint,
-    remove_stale_temporaries,
-)
+from multibox.checkpoint import check_resumable, read_checkpoint, remove_stale_temporaries
+from multibox.engine.checkpointer import Checkpointer
 from multibox.engine.distributed import DistributedContext
 from multibox.engine.train_logs import log
 from multibox.errors import ConfigError, DataError

@@ -8,25 +8,23 @@ from pathlib import Path
 import pytest
 import torch
 
-from multibox.engine.checkpoint import (
-    Checkpointer,
+from multibox.checkpoint import (
     atomic_save,
     check_resumable,
+    make_checkpoint,
     read_checkpoint,
     remove_stale_temporaries,
-    rng_state,
-    set_rng_state,
 )
+from multibox.engine.checkpointer import Checkpointer, rng_state, set_rng_state
 from multibox.errors import ConfigError, DataError
 
 NETWORK = {"name": "tiny", "num_classes": 2, "data_shape": 64, "options": {}}
 
 
 def _state(epoch: int, **extra) -> dict:
-    return {"model": {"w": torch.full((2,), float(epoch))}, "network": NETWORK, "class_names": ["a", "b"]} | {
-        "epoch": epoch,
-        **extra,
-    }
+    return make_checkpoint(
+        {"w": torch.full((2,), float(epoch))}, ["a", "b"], NETWORK, {}, epoch=epoch, **extra
+    )
 
 
 class RunsACommand:
@@ -154,7 +152,7 @@ def test_sigkill_during_save_leaves_the_previous_checkpoint_loadable(tmp_path):
     script = textwrap.dedent(
         f"""
         import torch
-        from multibox.engine.checkpoint import atomic_save
+        from multibox.checkpoint import atomic_save
         big = {{"model": {{"w": torch.randn(4_000_000)}}, "network": {NETWORK!r}, "class_names": ["a", "b"]}}
         print("ready", flush=True)
         while True:

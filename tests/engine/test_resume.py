@@ -11,7 +11,7 @@ import time
 import pytest
 import torch
 
-from multibox.engine.checkpoint import read_checkpoint
+from multibox.checkpoint import read_checkpoint
 from multibox.engine.config import TrainConfig
 from multibox.engine.train import train
 from multibox.errors import ConfigError
