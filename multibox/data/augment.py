@@ -1,21 +1,10 @@
-"""The original SSD training augmentation (spec 1.14) and the validation resize, on uint8 images.
+"""The SSD training augmentation (spec 1.14) and the validation resize, on uint8 images.
 
-Per training image, in the original's order of random draws: colour jitter parameters, mirror, expand
-(zoom out), min-IoU crop, interpolation. The geometry is decided on the boxes first; then the pixels are
-produced in one pass: decode (JPEG DCT-scaled when the region is much larger than the output), cut the
-region (crop of the expanded canvas) out of the source, resize it once into the output, fill the rest.
-
-Box rule (as the original's label parser): input boxes with ``x2 <= x1`` or ``y2 <= y1`` (or not finite) are
-dropped before augmenting; at the end boxes are clipped to ``[0, 1]`` and any that became empty are dropped.
-Labels and difficult flags always follow their boxes.
-
-Deliberate differences from the C++ augmenter (same distributions, not the same random stream):
-colour jitter is applied to the resized image part by default (far fewer pixels; it differs from the original
-only where the filter mixes neighbours; ``colour_before_resize=True`` restores the original order);
-Pillow's filters replace OpenCV's (``area`` = Pillow ``BOX``; Pillow's bilinear/bicubic/lanczos antialias when
-downscaling, OpenCV's do not); expand and crop regions are resampled at their exact fractional position (the
-original truncates them to whole pixels, shifting the image against the boxes by up to one source pixel), and
-the image/fill border is rounded to output pixels; a crop sampler's 25 trials are drawn at once.
+Per training image: colour jitter, mirror, expand (zoom out), min-IoU crop, a random interpolation. The
+geometry is decided on the boxes first, then the pixels come from one decode, one crop and one resize.
+Input boxes with ``x2 <= x1`` or ``y2 <= y1`` (or not finite) are dropped first; output boxes are clipped to
+``[0, 1]`` and dropped when empty; labels and difficult flags follow their boxes. How this differs from the
+original C++ augmenter: docs/data.md.
 """
 
 from __future__ import annotations
@@ -40,7 +29,6 @@ from multibox.data.augment_render import INTERPOLATIONS, render_region
 __all__ = ["ColourJitter", "CropSampler", "DEFAULT_SAMPLERS", "TrainAugmentation", "ValTransform"]
 
 MEAN_PIXELS = (123, 117, 104)
-ALL_INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "area", "lanczos")
 Output = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
@@ -78,11 +66,11 @@ class TrainAugmentation:
 
     Args:
         data_shape: output ``(height, width)``.
-        mean_pixels: RGB mean (used by the loader; here only for ``fill="mean"``).
+        mean_pixels: the RGB colour of ``fill="mean"``.
         fill: expand fill, a value, an RGB triple or ``"mean"``; the original uses 127.
         colour: colour jitter parameters, ``None`` for none.
         colour_before_resize: jitter the decoded source region (the original's order) instead of the
-            resized output (faster; differs only through interpolation of the jittered values).
+            resized output (differs only through interpolation of the jittered values).
         mirror_prob: probability of a horizontal flip.
         expand_prob, max_expand, min_expand: zoom-out probability, largest scale, and the scale under
             which a drawn expansion is skipped.
@@ -104,11 +92,10 @@ class TrainAugmentation:
         min_expand: float = 1.05,
         samplers: Sequence[CropSampler] = DEFAULT_SAMPLERS,
         crop_prob: float | None = None,
-        interpolations: Sequence[str] = ALL_INTERPOLATIONS,
+        interpolations: Sequence[str] = tuple(INTERPOLATIONS),
         draft: bool = True,
     ):
         self.data_shape = (int(data_shape[0]), int(data_shape[1]))
-        self.mean_pixels = tuple(mean_pixels)
         self.fill = _fill(fill, mean_pixels)
         self.colour, self.colour_before_resize = colour, colour_before_resize
         self.mirror_prob = mirror_prob
@@ -198,12 +185,10 @@ class ValTransform:
     def __init__(
         self,
         data_shape: tuple[int, int] = (300, 300),
-        mean_pixels: Sequence[float] = MEAN_PIXELS,
         interpolation: str = "bilinear",
         draft: bool = True,
     ):
         self.data_shape = (int(data_shape[0]), int(data_shape[1]))
-        self.mean_pixels = tuple(mean_pixels)
         self.resample = INTERPOLATIONS[interpolation]
         self.draft = draft
 

@@ -1,22 +1,8 @@
-"""Colour jitter of the original recipe on uint8 RGB pixels: HLS shifts (OpenCV 8-bit convention) and contrast.
+"""Colour jitter of the training recipe on uint8 RGB pixels: 8-bit HLS shifts (OpenCV's convention), contrast.
 
-OpenCV's 8-bit HLS stores ``H`` in ``0..180`` (degrees / 2), ``L`` and ``S`` in ``0..255``; the conversions
-compute in float32 and round to nearest. The original adds integer shifts to ``H``, ``L`` and ``S``, **clamps**
-``H`` to ``[0, 180]`` (no wrap; ``H = 180`` converts back as red, like ``H = 0``) and ``L``, ``S`` to
-``[0, 255]``, converts back, then scales by ``1 + c`` for contrast (``saturate(pixel * (1 + c))``, no offset).
-
-Evaluating the float formulas per pixel is slow in numpy, so the round trip is factorised into uint8 look-up
-tables built once from the same float32 formulas (:func:`hls_tables`):
-
-* forward: ``L`` and ``S`` depend only on ``(max, min)`` of the pixel, ``H`` on the channel order (three
-  comparisons), ``mid - min`` and ``max - min``;
-* backward: the largest output channel is ``p2(L, S)``, the smallest ``p1(L, S)`` and the middle one
-  ``p1 + (p2 - p1) * f`` with ``f`` one of the 31 values ``k / 30``; which output channel gets which of the
-  three is fixed by the hue sector. One table ``(33, 65536)`` holds all three kinds of value, indexed by
-  ``row(H) * 65536 + L * 256 + S``.
-
-The results equal the per-pixel float32 formulas (see the tests' reference); they may differ from OpenCV's
-SIMD code by one level where float rounding ties differ.
+Hue, lightness and saturation shifts are integers on OpenCV's 8-bit HLS (``H`` in ``0..180``, clamped, not
+wrapped; ``L``, ``S`` in ``0..255``); contrast is ``saturate(pixel * (1 + c))``. The round trip runs through
+uint8 look-up tables (:func:`hls_tables`); how they are built and how exactly they match OpenCV: docs/data.md.
 """
 
 from __future__ import annotations
@@ -42,7 +28,7 @@ def _round_u8(x: np.ndarray) -> np.ndarray:
 
 @functools.lru_cache(maxsize=1)
 def hls_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The shift-independent tables, built once per process (about 40 ms, 3 MB).
+    """The shift-independent tables, built once per process (cached).
 
     Returns:
         ``lum`` ``(65536,)`` uint8 and ``sat`` ``(65536,)`` uint8: 8-bit L and S indexed by ``max * 256 + min``;

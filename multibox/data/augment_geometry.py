@@ -1,9 +1,8 @@
-"""Box geometry of the original training recipe (spec 1.14 steps 2-4): mirror, expand, min-IoU crop.
+"""Box geometry of the training recipe (spec 1.14 steps 2-4): mirror, expand, min-IoU crop.
 
 All boxes are ``(K, 4)`` float64 ``[x1, y1, x2, y2]`` normalised to the current image (``[0, 1]`` inside).
-Each step is a pure function of given parameters (testable by hand) plus a sampler that draws them from a
-``numpy.random.Generator``. The image region follows the boxes exactly (see ``augment.py``); the original
-truncated padding and crop to whole pixels, misplacing the image against the boxes by up to one source pixel.
+Each step is a pure function of given parameters plus a sampler that draws them from a
+``numpy.random.Generator``.
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ __all__ = [
     "crop_boxes",
     "expand_boxes",
     "flip_boxes",
-    "iou_one_to_many",
     "sample_crop",
     "sample_expand",
     "valid_boxes",
@@ -64,16 +62,6 @@ def sample_expand(
         return None
     x0, y0 = rng.uniform(0.0, scale - 1.0, 2)
     return float(x0), float(y0), scale
-
-
-def iou_one_to_many(rect: Sequence[float], boxes: np.ndarray) -> np.ndarray:
-    """IoU of one ``(x, y, w, h)`` rectangle with ``(K, 4)`` corner boxes -> ``(K,)`` (0 for empty unions)."""
-    x, y, w, h = rect
-    inter_w = np.clip(np.minimum(x + w, boxes[:, 2]) - np.maximum(x, boxes[:, 0]), 0.0, None)
-    inter_h = np.clip(np.minimum(y + h, boxes[:, 3]) - np.maximum(y, boxes[:, 1]), 0.0, None)
-    inter = inter_w * inter_h
-    union = w * h + (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
 
 
 def crop_boxes(boxes: np.ndarray, rect: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:

@@ -1,31 +1,10 @@
 """The one image decoder: every image multibox reads (datasets, checks, training, evaluation, detect, serve).
 
-Rules, the same everywhere:
-
-- **Open and verify the header** (:func:`open_image`): the format is identified from the bytes (never the
-  extension), the size is read from the header, an empty (0-pixel) image is refused. Nothing is decoded yet,
-  so a JPEG can still be asked for DCT-scaled decoding (``Image.draft``, what the augmentation does).
-- **Pixel limit, from the header, before decoding**: :data:`DEFAULT_MAX_MEGAPIXELS` (100 million pixels, a
-  10000x10000 photo; about 300 MB decoded as RGB) unless the ``max_pixels`` keyword or the
-  ``MULTIBOX_MAX_MEGAPIXELS`` environment variable (megapixels, e.g. ``250``) says otherwise; the keyword wins.
-  Pillow's own bomb check stays as a second guard: its warning (over ``PIL.Image.MAX_IMAGE_PIXELS``, 89.5 MP)
-  is silenced because this limit applies instead, and its error (over twice that, 179 MP) becomes the same
-  "too large" error. A limit above Pillow's error limit also needs ``PIL.Image.MAX_IMAGE_PIXELS`` raised.
-- **Truncated data is an error**: decoding runs with Pillow's ``ImageFile.LOAD_TRUNCATED_IMAGES`` left
-  ``False`` (never set here), so a file whose header is fine but whose data stops early raises.
-- **8-bit RGB out** (:func:`to_rgb`): 16-bit greyscale (modes ``I;16``, ``I;16B``, ``I;16L``, ``I;16N``, and
-  ``I``, taken as 16-bit values and clipped to 0..65535) is scaled by 255/65535 (rounded); float images
-  (``F``) are taken as 0..1 intensities; 16-bit colour PNGs are reduced to their high byte by Pillow.
-  CMYK, YCbCr, greyscale, 1-bit and palette images are converted to RGB. **Alpha is dropped**: RGBA, LA
-  and palette-with-transparency images keep the colour stored under the alpha channel (Pillow's
-  ``convert("RGB")``, what multibox always did, so models trained before decode such images as before).
-- **EXIF orientation** is applied only where asked (``orient=True``): for ``multibox detect`` and ``serve``,
-  whose boxes are in pixels of the image as displayed. Training and evaluation read the stored pixels
-  (annotation boxes refer to them); ``multibox data check`` warns about EXIF-rotated images.
-
-Every failure is one exception type, :class:`ImageDecodeError` (a :class:`~multibox.errors.DataError`), whose
-message names the file, says why, and what to do; its ``kind`` (``"unreadable"``, ``"not an image"``,
-``"too large"``, ``"truncated"``, ``"corrupt"``) lets callers map it (e.g. to an HTTP status).
+:func:`open_image` checks the header without decoding (format from the bytes, size, the pixel limit of
+:func:`max_pixels_limit`: 100 MP unless ``max_pixels=`` or ``$MULTIBOX_MAX_MEGAPIXELS`` says otherwise), so a
+JPEG can still be drafted; :func:`to_rgb` decodes to 8-bit RGB (truncated data is an error, 16-bit and float
+images are scaled, alpha is dropped, EXIF orientation only with ``orient=True``); :func:`read_rgb` does both.
+Every failure is an :class:`ImageDecodeError`. The rules in full: docs/data.md (Images).
 """
 
 from __future__ import annotations

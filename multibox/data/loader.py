@@ -58,8 +58,9 @@ class SkippedImage(NamedTuple):
     reason: str
 
 
-class DetectionDataSet(Dataset):
-    """Torch dataset over a :class:`DetectionDataset`: decodes, augments, and returns tensors.
+class LoaderDataset(Dataset):
+    """The torch ``Dataset`` :func:`make_loader` reads: decodes and transforms the records of a
+    :class:`~multibox.data.records.DetectionDataset` into tensors.
 
     Items: ``image`` uint8 ``(3, H, W)`` and ``label`` float32 ``(K, 6)`` rows
     ``[cls, x1, y1, x2, y2, difficult]`` normalised to [0, 1], plus the dataset ``index`` with
@@ -125,8 +126,8 @@ def pad_labels(labels: Sequence[torch.Tensor], max_objects: int | None = None) -
 
 
 class Collate:
-    """Batch ``(image, label)`` or ``(image, label, index)`` items: images float ``(B, 3, H, W)``
-    ``(pixel - mean) / std`` (or uint8 with ``normalize=False``, to normalise on the device), labels
+    """Batch ``(image, label)`` or ``(image, label, index)`` items: images uint8 ``(B, 3, H, W)`` (the model
+    normalises them on the device; float ``(pixel - mean) / std`` with ``normalize=True``), labels
     ``(B, M, 6)`` padded with -1, and with ``return_indices`` the int64 ``(B,)`` dataset indices of the items.
 
     A :class:`SkippedImage` item is left out of the batch and named in one stderr line
@@ -138,7 +139,7 @@ class Collate:
         self,
         mean: Sequence[float] = MEAN_PIXELS,
         std: Sequence[float] = (1.0, 1.0, 1.0),
-        normalize: bool = True,
+        normalize: bool = False,
         max_objects: int | None = None,
         return_indices: bool = False,
         image_size: tuple[int, int] | None = None,
@@ -167,7 +168,7 @@ class Collate:
             return images, labels
         if any(len(item) < 3 for item in items):
             raise ValueError(
-                "return_indices needs (image, label, index) items: DetectionDataSet(return_index=True)"
+                "return_indices needs (image, label, index) items: LoaderDataset(return_index=True)"
             )
         return images, labels, torch.tensor([int(item[2]) for item in items], dtype=torch.int64)
 
@@ -182,7 +183,7 @@ def make_loader(
     seed: int = 0,
     mean: Sequence[float] = MEAN_PIXELS,
     std: Sequence[float] = (1.0, 1.0, 1.0),
-    normalize: bool = True,
+    normalize: bool = False,
     drop_last: bool = False,
     num_replicas: int = 1,
     rank: int = 0,
@@ -192,7 +193,8 @@ def make_loader(
     """A DataLoader with the SSD training augmentation (``train``) or a plain resize (evaluation).
 
     Batches are ``(images, labels)``, or ``(images, labels, indices)`` with ``return_indices``: ``indices`` is
-    the int64 ``(B,)`` tensor of the dataset indices of the images in the batch, in batch order.
+    the int64 ``(B,)`` tensor of the dataset indices of the images in the batch, in batch order. Images are
+    uint8 (``SSD`` normalises on the device), or float ``(pixel - mean) / std`` with ``normalize=True``.
 
     An image that cannot be decoded (:class:`~multibox.data.image_io.ImageDecodeError`) is never replaced by
     another: it is left out of its batch, so that batch is smaller, and named in one stderr line
@@ -213,7 +215,7 @@ def make_loader(
     sampler = SeededSampler(len(dataset), shuffle=train, seed=seed, num_replicas=num_replicas, rank=rank)
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(
-        DetectionDataSet(dataset, transform, skip_unreadable=True, return_index=True),
+        LoaderDataset(dataset, transform, skip_unreadable=True, return_index=True),
         batch_size=batch_size,
         sampler=sampler,
         num_workers=num_workers,

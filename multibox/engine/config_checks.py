@@ -160,9 +160,9 @@ def _check_range(name: str, value: Any) -> None:
 
 def _check_names(values: dict) -> None:
     """Settings whose valid values live elsewhere: networks, the freeze pattern, the device."""
-    from multibox.model.presets import NETWORKS, PRESETS
+    from multibox.model import network_names
 
-    known = sorted(set(NETWORKS) | set(PRESETS))
+    known = sorted(network_names())
     if values["network"] not in known:
         raise ConfigError(f"network {values['network']!r} is unknown; choose from {', '.join(known)}")
     freeze = values["freeze"]

@@ -9,12 +9,6 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-# The original freezes VGG's conv1_x and conv2_x (``--freeze '^(conv1_|conv2_).*'``).
-DEFAULT_FREEZE = {
-    "vgg16_reduced": r"^backbone\.(conv1_|conv2_)",
-    "vgg16_reduced_paper": r"^backbone\.(conv1_|conv2_)",
-}
-
 
 def freeze_parameters(model: nn.Module, pattern: str | None) -> list[str]:
     """Set ``requires_grad=False`` on parameters whose name matches ``pattern`` (anchored); returns the names."""

@@ -113,6 +113,6 @@ def summarize(
 def inspect_model(
     name: str, data_shape: int = 300, num_classes: int = 20, flops: bool = True, **overrides
 ) -> ModelSummary:
-    """Build preset ``name`` (random weights) and summarise it; ``print(inspect_model("vgg16_reduced"))``."""
+    """Build network ``name`` (random weights) and summarise it; ``print(inspect_model("vgg16_reduced"))``."""
     model = build_ssd(name, num_classes, data_shape, **overrides)
     return summarize(model, name, (data_shape, data_shape), flops=flops)

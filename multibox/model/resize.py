@@ -1,5 +1,6 @@
 """The one resize from an image to the network input, used by every door (SSD.predict, the detectors, the
-exported runners): Pillow's bilinear filter, as the validation loader resizes."""
+exported runners): Pillow's bilinear filter, as the validation loader resizes; and the one way back, from
+normalised boxes to the image's pixels."""
 
 from __future__ import annotations
 
@@ -18,6 +19,15 @@ def resize_for_network(images: Sequence[Image.Image], data_shape: tuple[int, int
         for im in images
     ]
     return np.ascontiguousarray(np.stack(resized).transpose(0, 3, 1, 2))
+
+
+def boxes_to_pixels(boxes: np.ndarray | torch.Tensor, width: int, height: int) -> np.ndarray | torch.Tensor:
+    """``(K, 4)`` normalised corners ``x1 y1 x2 y2`` -> pixels of a ``width x height`` image, as the same type
+    and dtype (a force-resize scales each axis on its own, so this undoes :func:`resize_for_network`)."""
+    scale = [width, height, width, height]
+    if isinstance(boxes, torch.Tensor):
+        return boxes * boxes.new_tensor(scale)
+    return boxes * np.array(scale, dtype=boxes.dtype)
 
 
 def tensor_to_image(image: torch.Tensor) -> Image.Image:

@@ -1,9 +1,7 @@
 """The SSD module: base network + extra layers + L2-norm scale + multibox heads + anchors (spec §3).
 
-Rebuilds MXNet's ``multi_layer_feature`` + ``multibox_layer`` + ``get_symbol_train`` / ``get_symbol`` as
-one ``nn.Module``. Parameter names follow the original symbols (``relu4_3_scale``,
-``relu4_3_loc_pred_conv``, ``multi_feat_2_conv_1x1``, ``multi_feat_2_conv_3x3_relu_cls_pred_conv``; backbone
-parameters live under ``backbone.``), so converting MXNet ``.params`` stays a renaming.
+Parameter names follow MXNet's symbols (``relu4_3_scale``, ``relu4_3_loc_pred_conv``, ``multi_feat_2_conv_1x1``;
+backbone parameters under ``backbone.``), so converting MXNet ``.params`` is a renaming (docs/model.md).
 """
 
 from __future__ import annotations
@@ -17,9 +15,9 @@ from multibox.errors import ConfigError
 from multibox.model.backbones.base import Backbone
 from multibox.model.detection_settings import DetectionSettings
 from multibox.model.layers import extra_layer, flatten_predictions, l2_normalize, prediction_conv
+from multibox.model.resize import boxes_to_pixels
 from multibox.ops import multibox_detection, multibox_loss, multibox_prior, multibox_target
-
-VARIANCES = (0.1, 0.1, 0.2, 0.2)
+from multibox.ops.boxes import VARIANCES
 
 
 def _per_layer(name: str, value, num_layers: int) -> list:
@@ -34,6 +32,17 @@ def _per_layer(name: str, value, num_layers: int) -> list:
     if len(value) != num_layers:
         raise ValueError(f"{name} has {len(value)} entries for {num_layers} layers")
     return list(value) if flat else [list(v) for v in value]
+
+
+def _check_layers(from_layers, num_filters, strides, pads, num_classes: int) -> None:
+    num_layers = len(from_layers)
+    if num_layers == 0 or not from_layers[0]:
+        raise ValueError("from_layers must be non-empty and start with a backbone layer name")
+    for name, seq in (("num_filters", num_filters), ("strides", strides), ("pads", pads)):
+        if len(seq) != num_layers:
+            raise ValueError(f"{name} has {len(seq)} entries, from_layers has {num_layers}")
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be >= 1 (object classes without background), got {num_classes}")
 
 
 class SSD(nn.Module):
@@ -79,35 +88,44 @@ class SSD(nn.Module):
         init: bool = True,
     ) -> None:
         super().__init__()
-        num_layers = len(from_layers)
-        if num_layers == 0 or not from_layers[0]:
-            raise ValueError("from_layers must be non-empty and start with a backbone layer name")
-        for name, seq in (("num_filters", num_filters), ("strides", strides), ("pads", pads)):
-            if len(seq) != num_layers:
-                raise ValueError(f"{name} has {len(seq)} entries, from_layers has {num_layers}")
-        if num_classes < 1:
-            raise ValueError(
-                f"num_classes must be >= 1 (object classes without background), got {num_classes}"
-            )
+        _check_layers(from_layers, num_filters, strides, pads, num_classes)
+        self.from_layers = list(from_layers)
+        self.num_classes = int(num_classes)
+        self._set_anchor_layout(sizes, ratios, normalizations, steps)
+        self.detection = DetectionSettings()  # how detect() decodes; stored in checkpoints
+        h, w = (data_shape, data_shape) if isinstance(data_shape, int) else data_shape
+        self.data_shape = (int(h), int(w))
+
+        self.backbone = backbone
+        self._add_extra_layers(num_filters, strides, pads, min_filter, depthwise)
+        self._add_heads(depthwise)
+        self._set_input_normalization(image_mean, image_std)
+        self._shape_cache: dict[tuple[int, int], list[tuple[int, int]]] = {}
+        self._anchor_cache: dict[tuple, torch.Tensor] = {}
+        if init:
+            self.reset_parameters()
+        else:
+            self.reset_scales()
+        self.register_buffer("anchors", self._make_anchors(*self.data_shape), persistent=False)  # (A, 4)
+
+    def _set_anchor_layout(self, sizes, ratios, normalizations, steps) -> None:
+        """Per-layer ``sizes``, ``ratios``, ``normalizations``, ``steps`` and the anchors per location."""
+        num_layers = len(self.from_layers)
         self.sizes = [[float(s) for s in v] for v in _per_layer("sizes", sizes, num_layers)]
         self.ratios = [[float(r) for r in v] for v in _per_layer("ratios", ratios, num_layers)]
         self.normalizations = [float(v) for v in _per_layer("normalizations", normalizations, num_layers)]
         self.steps = [float(s) for s in steps]
         if self.steps and len(self.steps) != num_layers:
             raise ValueError(f"steps has {len(self.steps)} entries for {num_layers} layers (or give none)")
-        self.from_layers = list(from_layers)
-        self.num_classes = int(num_classes)
         self.num_anchors = [len(s) + len(r) - 1 for s, r in zip(self.sizes, self.ratios, strict=True)]
-        self.detection = DetectionSettings()  # how detect() decodes; stored in checkpoints
-        h, w = (data_shape, data_shape) if isinstance(data_shape, int) else data_shape
-        self.data_shape = (int(h), int(w))
 
-        self.backbone = backbone
-        tap_channels = iter(backbone.set_taps([n for n in from_layers if n]))
+    def _add_extra_layers(self, num_filters, strides, pads, min_filter: int, depthwise: bool) -> None:
+        """Tap the backbone and append the extra blocks; sets ``channels``, ``layer_names``, ``extra_names``."""
+        tap_channels = iter(self.backbone.set_taps([n for n in self.from_layers if n]))
         self.layer_names: list[str] = []  # original symbol name of each prediction layer's input
         self.extra_names: list[str | None] = []
         channels: list[int] = []
-        for k, (name, nf, s, p) in enumerate(zip(from_layers, num_filters, strides, pads, strict=True)):
+        for k, (name, nf, s, p) in enumerate(zip(self.from_layers, num_filters, strides, pads, strict=True)):
             if name:
                 channels.append(next(tap_channels))
                 self.layer_names.append(name.replace(".", "_"))
@@ -120,30 +138,29 @@ class SSD(nn.Module):
                 self.layer_names.append(f"multi_feat_{k}_conv_3x3_relu")
                 self.extra_names.append(f"multi_feat_{k}")
         self.channels = channels
+
+    def _add_heads(self, depthwise: bool) -> None:
+        """The L2-norm scale (where ``normalizations`` > 0) and the loc / cls prediction convs of each layer."""
         for k, base in enumerate(self.layer_names):
+            channels = self.channels[k]
             if (
                 self.normalizations[k] > 0
             ):  # the real channel count (the original reads num_filters, see docs)
-                self.register_parameter(f"{base}_scale", nn.Parameter(torch.empty(1, channels[k], 1, 1)))
+                self.register_parameter(f"{base}_scale", nn.Parameter(torch.empty(1, channels, 1, 1)))
             a = self.num_anchors[k]
-            self.add_module(f"{base}_loc_pred_conv", prediction_conv(channels[k], 4 * a, depthwise))
+            self.add_module(f"{base}_loc_pred_conv", prediction_conv(channels, 4 * a, depthwise))
             self.add_module(
-                f"{base}_cls_pred_conv", prediction_conv(channels[k], a * (num_classes + 1), depthwise)
+                f"{base}_cls_pred_conv", prediction_conv(channels, a * (self.num_classes + 1), depthwise)
             )
 
-        mean = torch.tensor(
-            image_mean if image_mean is not None else backbone.input_mean, dtype=torch.float32
-        )
-        std = torch.tensor(image_std if image_std is not None else backbone.input_std, dtype=torch.float32)
+    def _set_input_normalization(self, image_mean, image_std) -> None:
+        """``input_scale`` / ``input_shift`` buffers from the RGB mean/std (default: the backbone's)."""
+        mean = image_mean if image_mean is not None else self.backbone.input_mean
+        std = image_std if image_std is not None else self.backbone.input_std
+        mean = torch.tensor(mean, dtype=torch.float32)
+        std = torch.tensor(std, dtype=torch.float32)
         self.register_buffer("input_scale", (1.0 / std).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("input_shift", (-mean / std).view(1, 3, 1, 1), persistent=False)
-        self._shape_cache: dict[tuple[int, int], list[tuple[int, int]]] = {}
-        self._anchor_cache: dict[tuple, torch.Tensor] = {}
-        if init:
-            self.reset_parameters()
-        else:
-            self.reset_scales()
-        self.register_buffer("anchors", self._make_anchors(*self.data_shape), persistent=False)  # (A, 4)
 
     # ------------------------------------------------------------------ parameters
     def reset_scales(self) -> None:
@@ -356,8 +373,8 @@ class SSD(nn.Module):
         results = []
         for det, (h, w) in zip(dets, image_sizes, strict=True):
             det = det[det[:, 0] >= 0]
-            scale = det.new_tensor([w, h, w, h])
-            results.append({"boxes": det[:, 2:6] * scale, "scores": det[:, 1], "labels": det[:, 0].long()})
+            boxes = boxes_to_pixels(det[:, 2:6], w, h)
+            results.append({"boxes": boxes, "scores": det[:, 1], "labels": det[:, 0].long()})
         return results
 
 

@@ -1,8 +1,8 @@
 """Pretrained base-network weights: torchvision weight names, local files, the packaged EfficientNet-Lite0.
 
-Nothing is downloaded unless a torchvision weights name is given explicitly. State dicts in torchvision's
-format are converted to our layer names; for ``vgg16_reduced`` the ImageNet fc6/fc7 are subsampled to the
-atrous 3x3x1024 / 1x1x1024 layers as in the SSD paper (when the file has a usable classifier).
+Nothing is downloaded unless a torchvision weights name is given explicitly (the enum is the network's
+``torchvision_weights`` in :mod:`multibox.model.networks`). Torchvision-format state dicts are converted to our
+layer names (``vgg16_reduced``: fc6/fc7 subsampled to the atrous layers, see :func:`reduce_vgg16_fc`).
 """
 
 from __future__ import annotations
@@ -15,17 +15,8 @@ import torch
 from multibox.errors import DataError
 from multibox.model.backbones import Backbone
 from multibox.model.backbones.vgg import TORCHVISION_FEATURE_KEYS
+from multibox.model.networks import network_spec
 
-# network -> torchvision weights enum (class name in torchvision.models)
-TORCHVISION_WEIGHTS = {
-    "vgg16_reduced": "VGG16_Weights",
-    "vgg16_reduced_paper": "VGG16_Weights",
-    "resnet50": "ResNet50_Weights",
-    "resnet101": "ResNet101_Weights",
-    "inceptionv3": "Inception_V3_Weights",
-    "mobilenet_v2": "MobileNet_V2_Weights",
-    "mobilenet_v3_large": "MobileNet_V3_Large_Weights",
-}
 # classification heads present in ImageNet files but not in our backbones
 _DROPPED_PREFIXES = ("fc.", "AuxLogits.", "classifier.", "_fc.")
 
@@ -79,7 +70,10 @@ def convert_state_dict(network: str, state: Mapping[str, torch.Tensor]) -> dict[
 def _torchvision_state_dict(network: str, name: str) -> Mapping[str, torch.Tensor]:
     import torchvision.models as tvm
 
-    enum_name = TORCHVISION_WEIGHTS.get(network)
+    try:
+        enum_name = network_spec(network).torchvision_weights
+    except KeyError:
+        enum_name = None
     if enum_name is None:
         raise WeightsUnavailableError(
             f"{network} has no torchvision weights; pass a local state-dict file"

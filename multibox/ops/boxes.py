@@ -6,6 +6,9 @@ from collections.abc import Sequence
 
 import torch
 
+VARIANCES = (0.1, 0.1, 0.2, 0.2)
+"""The box-offset variances of SSD (and of MXNet's operators' defaults): x, y, w, h."""
+
 
 def box_area(boxes: torch.Tensor) -> torch.Tensor:
     """Area of corner boxes ``(..., 4)`` -> ``(...)``: plain differences (no +1), negative if inverted."""
@@ -35,7 +38,7 @@ def coordinate_planes(boxes: torch.Tensor) -> torch.Tensor:
     ``boxes.movedim(-1, 0).contiguous()``).
 
     Copied as ``(R, 2, 2) -> (2, 2, R)``: on CPU torch copies that permutation several times faster than the
-    plain ``(R, 4) -> (4, R)`` transpose (six times at 10^5 rows).
+    plain ``(R, 4) -> (4, R)`` transpose.
     """
     lead = boxes.shape[:-1]
     return boxes.reshape(-1, 2, 2).permute(1, 2, 0).contiguous().view(4, *lead)
@@ -50,7 +53,7 @@ def _variances(variances: Sequence[float]) -> tuple[float, float, float, float]:
 def encode_boxes(
     anchors: torch.Tensor,
     boxes: torch.Tensor,
-    variances: Sequence[float] = (0.1, 0.1, 0.2, 0.2),
+    variances: Sequence[float] = VARIANCES,
     eps: float = 1e-12,
 ) -> torch.Tensor:
     """SSD regression targets of ``boxes`` relative to ``anchors`` (both ``(..., 4)`` corners).
@@ -84,7 +87,7 @@ def encode_boxes(
 def decode_boxes(
     anchors: torch.Tensor,
     offsets: torch.Tensor,
-    variances: Sequence[float] = (0.1, 0.1, 0.2, 0.2),
+    variances: Sequence[float] = VARIANCES,
     *,
     clip: bool = False,
     out: torch.Tensor | None = None,

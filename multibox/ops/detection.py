@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 
 from multibox.ops._checks import as_anchor_matrix, check_rank
-from multibox.ops.boxes import decode_boxes
+from multibox.ops.boxes import VARIANCES, decode_boxes
 from multibox.ops.first_max import first_index_of
 from multibox.ops.nms import greedy_nms
 from multibox.ops.sort_keys import monotone_bits
@@ -43,7 +43,7 @@ def multibox_detection(
     background_id: int = 0,
     nms_threshold: float = 0.5,
     force_suppress: bool = False,
-    variances: Sequence[float] = (0.1, 0.1, 0.2, 0.2),
+    variances: Sequence[float] = VARIANCES,
     nms_topk: int = -1,
     *,
     per_class: bool = False,

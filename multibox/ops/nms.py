@@ -143,13 +143,8 @@ def greedy_nms(
     """Greedy NMS of rows already sorted by descending score, as the original's loop.
 
     Row ``j`` is suppressed when an earlier kept, active row of the same group overlaps it with
-    ``IoU >= iou_threshold``. First the suppression pairs (earlier row, later row, IoU at or above the
-    threshold, same group, both active) are found; then the greedy recurrence is solved over them as a fixed
-    point (see :func:`_settle`).
-
-    Only pairs within a group can suppress. Unless one group holds (almost) every row, only same-group pairs
-    whose x-extents allow the threshold get an IoU (see :func:`_window_pairs`); otherwise the lower triangle
-    of the pair matrix is computed block by block (dense blocks beat the search when everything clusters).
+    ``IoU >= iou_threshold`` (float32, the original's operation order). Exact, without a loop over rows
+    (the method: docs/ops.md).
 
     Args:
         boxes: ``(N, K, 4)`` corners; groups: ``(N, K)`` non-negative integer ids (class ids, or all zero for

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 
 from multibox.ops._checks import as_anchor_matrix, check_finite, check_rank
-from multibox.ops.boxes import coordinate_planes, encode_boxes
+from multibox.ops.boxes import VARIANCES, coordinate_planes, encode_boxes
 from multibox.ops.first_max import max_with_first_index
 
 # The CPU kernel only accepts a bipartite match whose IoU is strictly above this value.
@@ -160,8 +160,8 @@ def _background_probability(cls_preds: torch.Tensor) -> torch.Tensor:
 
     Computed as ``1 / sum_j 2 ** ((x_j - x_0) log2 e)`` one class at a time: no ``(N, C+1, A)`` temporary (its
     fresh pages cost more than the arithmetic), no normalisation of the classes nobody reads here, and
-    ``exp2``, which torch computes about twice as fast as ``exp`` on CPU (the ranking it feeds is unchanged
-    but for values within a few float32 ulps).
+    ``exp2``, faster than ``exp`` on CPU (the ranking it feeds is unchanged but for values within a few
+    float32 ulps).
     """
     scaled_background = cls_preds[:, 0].float() * -_LOG2_E  # (N, A)
     total = torch.ones_like(scaled_background)
@@ -200,7 +200,7 @@ def multibox_target(
     negative_mining_ratio: float = -1.0,
     negative_mining_thresh: float = 0.5,
     minimum_negative_samples: int = 0,
-    variances: Sequence[float] = (0.1, 0.1, 0.2, 0.2),
+    variances: Sequence[float] = VARIANCES,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Training targets as MXNet's ``contrib.MultiBoxTarget`` (CPU kernel semantics).
 

@@ -253,11 +253,11 @@ def test_orientation_only_where_asked(tmp_path):
 
 
 def test_the_loader_keeps_the_stored_pixels_boxes_refer_to(tmp_path):
-    from multibox.data.loader import DetectionDataSet
+    from multibox.data.loader import LoaderDataset
 
     path = _rotated_jpeg(tmp_path / "rotated.jpg")
     record = DetectionRecord("rotated", path, 40, 20, [[0, 0, 20, 20]], [0])
-    image, label = DetectionDataSet(DetectionDataset([record], ["red"]), ValTransform((16, 16)))[0]
+    image, label = LoaderDataset(DetectionDataset([record], ["red"]), ValTransform((16, 16)))[0]
     pixels = image.permute(1, 2, 0).numpy()
     assert pixels[8, 2, 0] > 200 and pixels[8, -3, 2] > 200  # red left, blue right, as stored
     assert label[0, 1:5].tolist() == [0.0, 0.0, 0.5, 1.0]

@@ -8,7 +8,7 @@ from multibox.data.formats import make_shapes, read_voc
 from multibox.data.image_io import ImageDecodeError
 from multibox.data.loader import (
     Collate,
-    DetectionDataSet,
+    LoaderDataset,
     SeededSampler,
     SkippedImage,
     make_loader,
@@ -46,17 +46,17 @@ def test_seeded_sampler_reproducible_and_partitioned():
 def test_collate_normalises_and_pads():
     image = torch.full((3, 2, 2), 200, dtype=torch.uint8)
     batch = [(image, torch.tensor([[0.0, 0.1, 0.1, 0.5, 0.5, 0.0]])), (image, torch.zeros(0, 6))]
-    images, labels = Collate(mean=(100, 50, 0), std=(2, 1, 1))(batch)
+    images, labels = Collate(mean=(100, 50, 0), std=(2, 1, 1), normalize=True)(batch)
     assert images.dtype == torch.float32 and images.shape == (2, 3, 2, 2)
     assert images[0, :, 0, 0].tolist() == [50.0, 150.0, 200.0]
     assert labels.shape == (2, 1, 6) and labels[1, 0, 0] == -1
-    raw, _ = Collate(normalize=False)(batch)
+    raw, _ = Collate()(batch)  # uint8 by default: the model normalises on the device
     assert raw.dtype == torch.uint8
 
 
 def test_validation_items_are_the_resized_boxes():
     dataset = make_shapes(4, seed=0, image_size=(200, 320))
-    items = DetectionDataSet(dataset, ValTransform(data_shape=(100, 100)))
+    items = LoaderDataset(dataset, ValTransform(data_shape=(100, 100)))
     image, label = items[1]
     assert image.shape == (3, 100, 100) and image.dtype == torch.uint8
     record = dataset[1]
@@ -68,9 +68,9 @@ def test_validation_items_are_the_resized_boxes():
 def test_crowd_boxes_are_left_out_of_training():
     dataset = make_shapes(1, seed=0, objects_per_image=(3, 3))
     dataset[0].crowd[:] = [False, True, False]
-    _, label = DetectionDataSet(dataset, ValTransform(data_shape=(64, 64)))[0]
+    _, label = LoaderDataset(dataset, ValTransform(data_shape=(64, 64)))[0]
     assert len(label) == 2
-    _, label = DetectionDataSet(dataset, ValTransform(data_shape=(64, 64)), keep_crowd=True)[0]
+    _, label = LoaderDataset(dataset, ValTransform(data_shape=(64, 64)), keep_crowd=True)[0]
     assert len(label) == 3
 
 
@@ -80,8 +80,8 @@ def test_unreadable_image_raises_and_is_never_replaced(tmp_path):
     broken.write_bytes(b"not a jpeg")
     dataset.records[0].image = broken
     with pytest.raises(ImageDecodeError, match="broken.jpg"):
-        DetectionDataSet(dataset, ValTransform(data_shape=(32, 32)))[0]
-    skipped = DetectionDataSet(dataset, ValTransform(data_shape=(32, 32)), skip_unreadable=True)[0]
+        LoaderDataset(dataset, ValTransform(data_shape=(32, 32)))[0]
+    skipped = LoaderDataset(dataset, ValTransform(data_shape=(32, 32)), skip_unreadable=True)[0]
     assert isinstance(skipped, SkippedImage) and skipped.index == 0
     assert skipped.image_id == dataset.records[0].image_id and "not an image" in skipped.reason
 
@@ -135,7 +135,6 @@ def test_training_loader_with_workers_and_pinned_memory_skips_bad_images(tmp_pat
         data_shape=48,
         num_workers=workers,
         seed=3,
-        normalize=False,
         pin_memory=True,
         return_indices=True,
     )
@@ -163,7 +162,7 @@ def test_a_batch_of_only_bad_images_is_empty(tmp_path, capfd):
     ((images, labels, indices),) = make_loader(
         dataset, batch_size=3, train=False, data_shape=(20, 30), num_workers=0, return_indices=True
     )
-    assert images.shape == (0, 3, 20, 30) and images.dtype == torch.float32
+    assert images.shape == (0, 3, 20, 30) and images.dtype == torch.uint8
     assert labels.shape == (0, 1, 6) and indices.shape == (0,) and indices.dtype == torch.int64
     assert capfd.readouterr().err.count("skipped unreadable image") == 3
 

@@ -1,4 +1,4 @@
-"""The network table against spec §2: feature-map sizes, anchor counts, parameter count."""
+"""The network table against spec §2: feature-map sizes, anchor counts, parameter count; the registry."""
 
 from __future__ import annotations
 
@@ -6,7 +6,18 @@ import math
 
 import pytest
 
-from multibox.model import NETWORKS, build_ssd, get_scales, preset
+from multibox.model import (
+    NetworkSpec,
+    build_backbone,
+    build_ssd,
+    get_scales,
+    network_names,
+    network_spec,
+    preset,
+    register_network,
+)
+from multibox.model.backbones import TinyNet
+from multibox.model.networks import _NETWORKS
 
 # (network, data_shape, map sizes, total anchors) from spec §2.1-2.3 (MXNet shape inference)
 SPEC_TABLE = [
@@ -77,4 +88,39 @@ def test_overrides_replace_preset_fields():
 def test_unknown_network_lists_choices():
     with pytest.raises(KeyError, match="vgg16_reduced"):
         build_ssd("vgg19", num_classes=20)
-    assert "efficientnet_lite0" in NETWORKS
+    assert "efficientnet_lite0" in network_names()
+    with pytest.raises(KeyError, match="tiny"):
+        network_spec("vgg19")
+
+
+def test_every_network_name_builds_from_its_spec():
+    assert network_names()[:2] == ("vgg16_reduced", "vgg16_reduced_paper") and "tiny" in network_names()
+    for name in network_names():
+        spec = network_spec(name)
+        assert spec.name == name and isinstance(build_backbone(name), type(spec.backbone()))
+        assert preset(name, 300)["from_layers"][0] == spec.layout_for(300).from_layers[0]
+
+
+def test_the_spec_carries_weights_and_the_default_freeze():
+    assert network_spec("vgg16_reduced").freeze == network_spec("vgg16_reduced_paper").freeze
+    assert network_spec("vgg16_reduced").freeze == r"^backbone\.(conv1_|conv2_)"
+    assert network_spec("resnet50").freeze is None
+    assert network_spec("resnet50").torchvision_weights == "ResNet50_Weights"
+    assert network_spec("mobilenet").torchvision_weights is None  # v1: local files only
+
+
+def test_a_new_network_is_one_entry(monkeypatch):
+    monkeypatch.setitem(_NETWORKS, "tiny_wide", None)  # removed again after the test
+    tiny = network_spec("tiny")
+    register_network(NetworkSpec("tiny_wide", TinyNet, tiny.layout, freeze=r"^backbone\.stage1"))
+    assert "tiny_wide" in network_names()
+    model = build_ssd("tiny_wide", num_classes=2, data_shape=64)
+    assert model.anchors.shape == build_ssd("tiny", num_classes=2, data_shape=64).anchors.shape
+
+
+def test_preset_is_a_fresh_copy():
+    first = preset("vgg16_reduced", 300)
+    first["sizes"][0][0] = 99.0
+    first["from_layers"].append("x")
+    assert preset("vgg16_reduced", 300)["sizes"][0][0] == 0.1
+    assert len(preset("vgg16_reduced", 300)["from_layers"]) == 6

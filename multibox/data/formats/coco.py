@@ -54,6 +54,65 @@ def _check_images(annotation_file: Path, images: list) -> None:
         seen[image["id"]] = image["file_name"]
 
 
+def _load_json(annotation_file: Path) -> dict:
+    """The parsed file, refusing anything that is not JSON with ``images``, ``annotations``, ``categories``."""
+    try:
+        data = json.loads(annotation_file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise DataError(f"{annotation_file} is not valid JSON ({error}); fix or re-export the file") from None
+    for key in ("images", "annotations", "categories"):
+        if not isinstance(data, dict) or not isinstance(data.get(key), list):
+            raise DataError(f"{annotation_file} is not a COCO detection file: no {key!r} list")
+    return data
+
+
+def _default_image_dir(annotation_file: Path) -> Path:
+    """``../images/<set>`` or ``<set>`` next to ``instances_<set>.json`` when present, else the JSON's folder."""
+    stem = annotation_file.stem.split("_", 1)[-1]
+    candidates = [annotation_file.parent.parent / "images" / stem, annotation_file.parent / stem]
+    return next((c for c in candidates if c.is_dir()), annotation_file.parent)
+
+
+def _parse_annotation(
+    ann, number: int, category_class: dict, category_name: dict, image_ids
+) -> tuple | Problem:
+    """``(image_id, (box, class, crowd))`` of one annotation, or the :class:`Problem` that leaves it out."""
+    label = f"annotation {ann.get('id', f'#{number}') if isinstance(ann, dict) else f'#{number}'}"
+    try:
+        image_key, category = ann["image_id"], ann["category_id"]
+        x, y, w, h = (float(v) for v in ann["bbox"])
+    except (TypeError, KeyError, ValueError) as error:
+        detail = f"{label}: {type(error).__name__} {error}; expected image_id, category_id, bbox [x, y, w, h]"
+        image_of = str(ann.get("image_id", "?")) if isinstance(ann, dict) else "?"
+        return Problem("bad annotation", image_of, detail, subject=label)
+    if image_key not in image_ids:
+        detail = f"{label} points at image id {image_key!r}, which is not in 'images'"
+        return Problem("annotation without image", str(image_key), detail, subject=label)
+    if category not in category_class:
+        detail = f"{label}: category id {category!r} is not in 'categories'"
+        return Problem("unknown class", str(image_key), detail, subject=f"#{category}")
+    cls = category_class[category]
+    if cls is None:
+        name = category_name[category]
+        detail = f"class {name!r} not in the class list"
+        return Problem("unknown class", str(image_key), detail, subject=name)
+    return image_key, ([x, y, x + w, y + h], cls, bool(ann.get("iscrowd", 0)))
+
+
+def _record(img: dict, rows: list, image_dir: Path) -> DetectionRecord:
+    file_name = img["file_name"]
+    return DetectionRecord(
+        Path(file_name).stem,
+        image_dir / file_name,
+        int(img.get("width", 0)),
+        int(img.get("height", 0)),
+        np.array([r[0] for r in rows], np.float32).reshape(-1, 4),
+        [r[1] for r in rows],
+        crowd=[r[2] for r in rows],
+        source_id=int(img["id"]) if isinstance(img["id"], int) else None,
+    )
+
+
 def read_coco(
     annotation_file: str | Path,
     image_dir: str | Path | None = None,
@@ -72,25 +131,11 @@ def read_coco(
     subject ``#<id>``), ``annotation without image`` and ``bad annotation`` (no usable ``bbox`` ...).
     """
     annotation_file = Path(annotation_file)
-    try:
-        data = json.loads(annotation_file.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise DataError(f"{annotation_file} is not valid JSON ({error}); fix or re-export the file") from None
-    for key in ("images", "annotations", "categories"):
-        if not isinstance(data, dict) or not isinstance(data.get(key), list):
-            raise DataError(f"{annotation_file} is not a COCO detection file: no {key!r} list")
-    if image_dir is None:
-        stem = annotation_file.stem.split("_", 1)[-1]
-        candidates = [annotation_file.parent.parent / "images" / stem, annotation_file.parent / stem]
-        image_dir = next((c for c in candidates if c.is_dir()), annotation_file.parent)
-    image_dir = Path(image_dir)
-
+    data = _load_json(annotation_file)
+    image_dir = Path(image_dir) if image_dir is not None else _default_image_dir(annotation_file)
     categories = sorted(_checked_categories(annotation_file, data["categories"]), key=lambda c: c["id"])
     _check_images(annotation_file, data["images"])
-    if class_names is None:
-        names = [c["name"] for c in categories]
-    else:
-        names = resolve_class_names(class_names, [])
+    names = [c["name"] for c in categories] if class_names is None else resolve_class_names(class_names, [])
     index = {name: i for i, name in enumerate(names)}
     category_class = {c["id"]: index.get(c["name"]) for c in categories}
     category_name = {c["id"]: c["name"] for c in categories}
@@ -98,52 +143,13 @@ def read_coco(
     objects: dict[int, list] = {img["id"]: [] for img in data["images"]}
     problems = []
     for number, ann in enumerate(data["annotations"]):
-        label = f"annotation {ann.get('id', f'#{number}') if isinstance(ann, dict) else f'#{number}'}"
-        try:
-            image_key, category = ann["image_id"], ann["category_id"]
-            x, y, w, h = (float(v) for v in ann["bbox"])
-        except (TypeError, KeyError, ValueError) as error:
-            detail = (
-                f"{label}: {type(error).__name__} {error}; expected image_id, category_id, bbox [x, y, w, h]"
-            )
-            image_of = str(ann.get("image_id", "?")) if isinstance(ann, dict) else "?"
-            problems.append(Problem("bad annotation", image_of, detail, subject=label))
-            continue
-        if image_key not in objects:
-            detail = f"{label} points at image id {image_key!r}, which is not in 'images'"
-            problems.append(Problem("annotation without image", str(image_key), detail, subject=label))
-            continue
-        if category not in category_class:
-            detail = f"{label}: category id {category!r} is not in 'categories'"
-            problems.append(Problem("unknown class", str(image_key), detail, subject=f"#{category}"))
-            continue
-        cls = category_class[category]
-        if cls is None:
-            name = category_name[category]
-            problems.append(
-                Problem(
-                    "unknown class", str(image_key), f"class {name!r} not in the class list", subject=name
-                )
-            )
-            continue
-        objects[image_key].append(([x, y, x + w, y + h], cls, bool(ann.get("iscrowd", 0))))
+        parsed = _parse_annotation(ann, number, category_class, category_name, objects)
+        if isinstance(parsed, Problem):
+            problems.append(parsed)
+        else:
+            objects[parsed[0]].append(parsed[1])
 
-    records = []
-    for img in data["images"]:
-        rows = objects[img["id"]]
-        file_name = img["file_name"]
-        records.append(
-            DetectionRecord(
-                Path(file_name).stem,
-                image_dir / file_name,
-                int(img.get("width", 0)),
-                int(img.get("height", 0)),
-                np.array([r[0] for r in rows], np.float32).reshape(-1, 4),
-                [r[1] for r in rows],
-                crowd=[r[2] for r in rows],
-                source_id=int(img["id"]) if isinstance(img["id"], int) else None,
-            )
-        )
+    records = [_record(img, objects[img["id"]], image_dir) for img in data["images"]]
     category_of_name = {c["name"]: c["id"] for c in categories}
     category_ids = [category_of_name.get(name) for name in names]
     return DetectionDataset(

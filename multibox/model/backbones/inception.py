@@ -1,15 +1,8 @@
 """Inception-v3 base network, built from torchvision's definition (its weights load unchanged).
 
-MXNet's model-zoo names map onto torchvision's: ``mixed``..``mixed_2`` = Mixed_5b..5d, ``mixed_3`` = Mixed_6a,
-``mixed_4``..``mixed_7`` = Mixed_6b..6e, ``mixed_8`` = Mixed_7a, ``mixed_9``/``mixed_10`` = Mixed_7b/7c.
-The SSD taps ``ch_concat_mixed_7_chconcat`` (768 ch, stride 16) and ``ch_concat_mixed_10_chconcat``
-(2048 ch, stride 32) are therefore ``Mixed_6e`` and ``Mixed_7c``; both spellings are accepted.
-
-Both networks use unpadded stride-2 stem convolutions and pools, so the map sizes agree with spec §2.3
-(30x30 and 14x14 at 512, 17 and 8 at 300) without any padding change. Remaining differences: MXNet's
-``mixed_10`` uses max pooling in its pool branch (torchvision: average), and MXNet's BN has
-``fix_gamma=True``; neither changes shapes. torchvision's ImageNet weights expect inputs scaled to
-[-1, 1] (its ``transform_input``), which ``input_mean`` / ``input_std`` express.
+SSD taps: ``Mixed_6e`` (768 ch, stride 16) and ``Mixed_7c`` (2048 ch, stride 32), also accepted under MXNet's
+names ``ch_concat_mixed_7_chconcat`` / ``ch_concat_mixed_10_chconcat``. Inputs are scaled to [-1, 1] (what
+torchvision's weights expect). Differences from MXNet's network: docs/model.md.
 """
 
 from __future__ import annotations

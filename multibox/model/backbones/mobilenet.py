@@ -1,14 +1,12 @@
 """MobileNet base networks: v1 as zhreshold/mxnet-ssd's ``symbol/mobilenet.py``, v2/v3 from torchvision.
 
-v1 layers are named as the MXNet symbol (``conv_1``, ``conv_2_dw``, ``conv_2``, ... ``conv_14``; each a
-conv (no bias) + BN + ReLU, with children ``conv2d`` / ``batchnorm`` / ``relu``); ``conv_12_relu`` (512 ch,
-stride 16) and ``conv_14_relu`` (1024 ch, stride 32) are the SSD taps. torchvision has no v1, so weights
-come only from a local file.
+v1 layers are named as the MXNet symbol (``conv_1``, ``conv_2_dw``, ``conv_2``, ... ``conv_14``, each with
+children ``conv2d`` / ``batchnorm`` / ``relu``); SSD taps ``conv_12_relu`` (512 ch, stride 16) and
+``conv_14_relu`` (1024 ch, stride 32). torchvision has no v1, so its weights come only from a local file.
 
-v2 / v3-large wrap torchvision's ``features`` (its ImageNet weights load unchanged) and follow SSDLite
-(Sandler et al. 2018; torchvision ``ssdlite320_mobilenet_v3_large``): the stride-16 tap is the *expansion*
-output of the first stride-32 block (``features.14.conv.0``, 576 ch for v2; ``features.13.block.0``, 672 ch
-for v3), the stride-32 tap the last layer (``features.18``, 1280 ch; ``features.16``, 960 ch).
+v2 / v3-large wrap torchvision's ``features`` (its ImageNet weights load unchanged). SSD taps, as SSDLite:
+the expansion output of the first stride-32 block (``features.14.conv.0``, 576 ch, v2;
+``features.13.block.0``, 672 ch, v3) and the last layer (``features.18``, 1280 ch; ``features.16``, 960 ch).
 """
 
 from __future__ import annotations

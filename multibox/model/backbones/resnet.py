@@ -1,10 +1,8 @@
 """ResNet-50 / ResNet-101 base networks, built from torchvision's definitions (its weights load unchanged).
 
-Difference from the original: MXNet's example uses tornadomeet's *pre-activation* ResNet v2 and taps the raw
-residual sums ``_plus12`` / ``_plus15`` (ResNet-50) or ``_plus29`` / ``_plus32`` (ResNet-101), i.e. the ends
-of stage 3 and stage 4 *before* any BN/ReLU. torchvision's ResNet is v1 (post-activation): we tap the outputs
-of ``layer3`` (1024 ch, stride 16) and ``layer4`` (2048 ch, stride 32), which are BN + residual + ReLU. The
-original names are accepted as aliases. Feature-map sizes are identical (spec §2.3: 32, 16 at 512).
+SSD taps: ``layer3`` (1024 ch, stride 16) and ``layer4`` (2048 ch, stride 32), also accepted under the MXNet
+example's names ``_plus12`` / ``_plus15`` (ResNet-50) and ``_plus29`` / ``_plus32`` (ResNet-101). Why these are
+post-activation outputs rather than the original's raw residual sums: docs/model.md.
 """
 
 from __future__ import annotations

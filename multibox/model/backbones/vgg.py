@@ -2,11 +2,8 @@
 
 Layout (spec §2.4): conv1_1..conv5_3 (3x3, pad 1, ReLU), max-pools 2x2/2 with **ceil mode at pool3**,
 pool5 = max 3x3/1 pad 1, fc6 = 3x3 conv with 1024 filters, pad 6, dilation 6, fc7 = 1x1 conv with 1024.
-At 300 the maps are 300 -> 150 -> 75 -> 38 (relu4_3) -> 19 (relu7).
-
-The conv layers are those of torchvision's ``vgg16().features`` (same shapes, same order), so its weights
-load with a key rename (:data:`TORCHVISION_FEATURE_KEYS`); fc6/fc7 come from the classifier by the
-decimation of the SSD paper (see :func:`multibox.model.weights.reduce_vgg16_fc`).
+torchvision's ``vgg16()`` weights load with a key rename (:data:`TORCHVISION_FEATURE_KEYS`; fc6/fc7 by
+:func:`multibox.model.weights.reduce_vgg16_fc`).
 """
 
 from __future__ import annotations
