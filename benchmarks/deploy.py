@@ -26,7 +26,7 @@ from PIL import Image
 from torchvision.models.detection import ssd300_vgg16, ssdlite320_mobilenet_v3_large
 
 from multibox.deploy import OnnxDetector, TorchScriptDetector, export_checkpoint
-from multibox.engine.inference import load_checkpoint_model
+from multibox.inference import load_checkpoint_model
 from multibox.model import build_ssd
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -21,7 +21,7 @@ import torch
 from multibox.data import load_dataset, make_loader
 from multibox.deploy import OnnxDetector, TorchScriptDetector, compare_detections, export_checkpoint
 from multibox.engine.evaluate import evaluate
-from multibox.engine.inference import load_detector
+from multibox.inference import load_detector
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = Path(os.environ.get("MULTIBOX_DATASETS", ROOT.parent / "shared" / "datasets"))
@@ -38,7 +38,7 @@ def main() -> None:
 
     model, class_names = load_detector(args.checkpoint)
     dataset = load_dataset(args.data, args.split, class_names=class_names)
-    loader = make_loader(dataset, 8, train=False, data_shape=model.data_shape, normalize=False)
+    loader = make_loader(dataset, 8, train=False, data_shape=model.data_shape)
     with tempfile.TemporaryDirectory() as tmp:
         runners = {"pytorch": model}
         for fmt, cls in (("onnx", OnnxDetector), ("torchscript", TorchScriptDetector)):

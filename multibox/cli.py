@@ -50,6 +50,8 @@ def _add_data_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_run_commands(sub: argparse._SubParsersAction) -> None:
+    from multibox.deploy.formats import EXPORT_FORMATS
+
     quick = sub.add_parser(
         "quickstart",
         help="generate the synthetic shapes dataset, train a small SSD on it (a few minutes on a CPU), "
@@ -104,10 +106,11 @@ def _add_run_commands(sub: argparse._SubParsersAction) -> None:
     detect.add_argument("images", nargs="+", help="image files")
     source = detect.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", help="a .pt file written by multibox train")
-    source.add_argument(
-        "--onnx", help="a file written by multibox export --format onnx (runs in ONNX Runtime)"
-    )
-    source.add_argument("--torchscript", help="a file written by multibox export --format torchscript")
+    for exported in EXPORT_FORMATS.values():
+        source.add_argument(
+            f"--{exported.name}",
+            help=f"a file written by multibox export --format {exported.name} (runs in {exported.runtime})",
+        )
     detect.add_argument("--thresh", type=fraction, default=0.5, help="minimum score")
     detect.add_argument("--out", default="detections", help="output folder")
     detect.add_argument("--device")
@@ -247,15 +250,14 @@ def _evaluate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from multibox.data import check_dataset, clean_for_training, load_dataset, make_loader, require_images
+    from multibox.deploy.formats import format_of_file, open_detector
     from multibox.engine.distributed import pick_device
     from multibox.engine.evaluate import evaluate
-    from multibox.engine.inference import load_detector
     from multibox.errors import DataError
+    from multibox.inference import load_detector
 
     device = pick_device(args.device)
-    if Path(args.checkpoint).suffix.lower() in (".onnx", ".torchscript", ".ts"):
-        from multibox.deploy import open_detector
-
+    if format_of_file(args.checkpoint) is not None:
         model = open_detector(args.checkpoint, device)  # the settings baked into the file must match
         class_names = model.class_names
     else:
@@ -275,7 +277,6 @@ def _evaluate(args: argparse.Namespace) -> int:
         args.batch_size,
         train=False,
         data_shape=model.data_shape,
-        normalize=False,
         return_indices=True,
     )
     result = evaluate(
@@ -325,16 +326,15 @@ def _detect(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from multibox.data.image_io import ImageDecodeError
-    from multibox.deploy import OnnxDetector, TorchScriptDetector, open_detector
+    from multibox.deploy.formats import EXPORT_FORMATS, open_detector
     from multibox.engine.distributed import pick_device
-    from multibox.engine.inference import read_image
+    from multibox.inference import detections_to_json, read_image
     from multibox.viz import draw_detections
 
     device = pick_device(args.device)
-    if args.onnx:
-        detector = OnnxDetector(args.onnx)
-    elif args.torchscript:
-        detector = TorchScriptDetector(args.torchscript, device)
+    exported = next((f for f in EXPORT_FORMATS.values() if getattr(args, f.name)), None)
+    if exported is not None:
+        detector = exported.open(Path(getattr(args, exported.name)), device)
     else:
         detector = open_detector(args.checkpoint, device)
     out = Path(args.out)
@@ -358,14 +358,7 @@ def _detect(args: argparse.Namespace) -> int:
                 "image": str(path),
                 "width": image.width,
                 "height": image.height,
-                "detections": [
-                    {
-                        "class": class_names[int(c)],
-                        "score": round(float(s), 4),
-                        "box": [round(float(v), 1) for v in b],
-                    }
-                    for b, s, c in zip(det["boxes"], det["scores"], det["labels"], strict=True)
-                ],
+                "detections": detections_to_json(det, class_names),
             }
         )
         print(f"{path}: {len(det['labels'])} objects")

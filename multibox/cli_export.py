@@ -8,6 +8,8 @@ from multibox.cli_args import fraction, overlap, positive_int
 
 
 def add_export_command(sub: argparse._SubParsersAction) -> None:
+    from multibox.deploy.formats import EXPORT_FORMATS
+
     export = sub.add_parser(
         "export",
         help="write a checkpoint as one ONNX or TorchScript file with preprocessing, decoding and NMS inside",
@@ -16,7 +18,7 @@ def add_export_command(sub: argparse._SubParsersAction) -> None:
         "thresholds) is written next to it, and the file is checked against PyTorch before the command ends.",
     )
     export.add_argument("checkpoint", help="a .pt file written by multibox train")
-    export.add_argument("--format", choices=("onnx", "torchscript"), default="onnx")
+    export.add_argument("--format", choices=tuple(EXPORT_FORMATS), default="onnx")
     export.add_argument(
         "--data-shape", type=positive_int, help="network input size (default: the checkpoint's)"
     )

@@ -160,7 +160,7 @@ class DeployableSSD(nn.Module):
         onnx_nms: bool = False,
     ) -> None:
         super().__init__()
-        from multibox.model.ssd import VARIANCES
+        from multibox.ops.boxes import VARIANCES
 
         self.settings = settings or model.detection
         self.data_shape = tuple(int(s) for s in (data_shape or model.data_shape))

@@ -10,10 +10,10 @@ import torch
 
 from multibox import __version__
 from multibox.deploy.deployable import DeployableSSD
+from multibox.deploy.formats import export_format
 from multibox.deploy.parity import Agreement, compare_detections
+from multibox.inference.checkpoint_model import load_checkpoint_model
 from multibox.model.detection_settings import DetectionSettings
-
-FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript"}
 
 
 @dataclass
@@ -68,14 +68,11 @@ def export_checkpoint(
     The file decodes with the checkpoint's detection settings, or ``settings`` (a dict changes only the
     settings it names; ``None`` values are left as the checkpoint has them).
 
-    Writes ``out`` (default: next to the checkpoint, ``.onnx`` or ``.torchscript``) and ``<out>.json``,
-    then runs the file on a fixed random image batch and compares it with the same module in eager
-    PyTorch (:attr:`ExportResult.check`).
+    Writes ``out`` (default: next to the checkpoint, with the format's suffix, :mod:`multibox.deploy.formats`)
+    and ``<out>.json``, then runs the file on a fixed random image batch and compares it with the same module
+    in eager PyTorch (:attr:`ExportResult.check`).
     """
-    from multibox.engine.inference import load_checkpoint_model
-
-    if format not in FORMATS:
-        raise ValueError(f"format must be one of {sorted(FORMATS)}, got {format!r}")
+    chosen = export_format(format)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     model, class_names, network = load_checkpoint_model(checkpoint, "cpu")
@@ -83,23 +80,12 @@ def export_checkpoint(
         data_shape = (data_shape, data_shape)
     if not isinstance(settings, DetectionSettings):
         settings = model.detection.updated(**(settings or {}))
-    path = Path(out) if out else Path(checkpoint).with_suffix(FORMATS[format])
+    path = Path(out) if out else Path(checkpoint).with_suffix(chosen.suffixes[0])
     reference = DeployableSSD(model, settings, data_shape).eval()
-    any_batch = dynamic_batch or format == "torchscript"  # a traced module takes any batch size
+    any_batch = dynamic_batch or chosen.any_batch
     metadata = _metadata(network, class_names, reference.data_shape, settings, format, any_batch, batch_size)
-    if format == "onnx":
-        from multibox.deploy.onnx_detector import OnnxDetector
-        from multibox.deploy.onnx_export import export_onnx
-
-        deployable = DeployableSSD(model, settings, data_shape, onnx_nms=True)
-        export_onnx(deployable, path, dynamic_batch=dynamic_batch, batch_size=batch_size, metadata=metadata)
-        runner = OnnxDetector(path)
-    else:
-        from multibox.deploy.torchscript_detector import TorchScriptDetector
-        from multibox.deploy.torchscript_export import export_torchscript
-
-        export_torchscript(reference, path, metadata=metadata)
-        runner = TorchScriptDetector(path)
+    chosen.write(reference, path, dynamic_batch, batch_size, metadata)
+    runner = chosen.open(path, "cpu")
     sidecar = path.with_name(path.name + ".json")
     sidecar.write_text(json.dumps(metadata, indent=2) + "\n")
     return ExportResult(path, sidecar, metadata, _check(reference, runner, batch_size, any_batch))

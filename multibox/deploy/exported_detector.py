@@ -8,10 +8,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from multibox.deploy.detections import Detections
 from multibox.errors import DataError
+from multibox.inference.detections import Detections
 from multibox.model.detection_settings import DetectionSettings
-from multibox.model.resize import resize_for_network
+from multibox.model.resize import boxes_to_pixels, resize_for_network
 
 
 class ExportedDetector:
@@ -99,7 +99,7 @@ class ExportedDetector:
 
     def predict(self, images: Sequence[Image.Image], threshold: float = 0.5) -> list[Detections]:
         """Detections with score >= ``threshold`` per image, in its pixels; images are resized to the
-        network input with PIL (as :func:`multibox.engine.inference.detect_images`) and run in batches."""
+        network input with PIL (as :func:`multibox.inference.detect_images`) and run in batches."""
         step = self.batch_size or 8
         results = []
         for start in range(0, len(images), step):
@@ -108,10 +108,10 @@ class ExportedDetector:
             for i, image in enumerate(chunk):
                 k = int(count[i])
                 keep = scores[i, :k] >= threshold
-                scale = np.array([image.width, image.height, image.width, image.height], np.float32)
+                pixels = boxes_to_pixels(boxes[i, :k][keep], image.width, image.height)
                 results.append(
                     {
-                        "boxes": (boxes[i, :k][keep] * scale).astype(np.float32),
+                        "boxes": pixels.astype(np.float32),
                         "scores": scores[i, :k][keep].astype(np.float32),
                         "labels": classes[i, :k][keep].astype(np.int64),
                     }

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch.utils.data import DataLoader
 
-from multibox.engine.metrics import VOCMetric
+from multibox.engine.voc_metric import VOCMetric
 from multibox.model import DetectionSettings
 
 
@@ -127,7 +127,7 @@ def _excluded(
     image_ids: Sequence | None,
 ) -> list[str] | None:
     """Names of the dataset images that no batch held (images the loader could not decode)."""
-    records = getattr(getattr(loader, "dataset", None), "dataset", None)  # make_loader's DetectionDataSet
+    records = getattr(getattr(loader, "dataset", None), "dataset", None)  # make_loader's LoaderDataset
     for known in (image_names, image_sizes, image_ids, getattr(loader, "dataset", None)):
         try:
             total = len(known)  # type: ignore[arg-type]

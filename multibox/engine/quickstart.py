@@ -10,8 +10,8 @@ from PIL import Image
 
 from multibox.data import load_dataset
 from multibox.engine.config import TrainConfig
-from multibox.engine.inference import detect_images
 from multibox.engine.train import train
+from multibox.inference import detect_images
 from multibox.viz import draw_detections
 
 QUICKSTART = TrainConfig(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Annotated, Any
 
@@ -13,13 +14,30 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from multibox import __version__
-from multibox.deploy.detector import Detector
+from multibox.inference.detections import Detector, detections_to_json
 from multibox.serve.uploads import BodyLimit, UploadError, decode_image
 from multibox.serve.worker import Busy, InferenceWorker
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 FORM_OVERHEAD = 64 * 1024
 """Bytes of multipart framing allowed on top of the upload limit when the whole request body is capped."""
+
+
+@dataclass(frozen=True)
+class Service:
+    """What the routes share: the detector, its description, the limits and the thread it runs on."""
+
+    detector: Detector
+    model: dict[str, Any]
+    max_upload_bytes: int
+    max_pixels: int
+    default_threshold: float
+    worker: InferenceWorker
+
+    @property
+    def too_large(self) -> str:
+        limit = self.max_upload_bytes
+        return f"the upload is over the limit of {limit:,} bytes ({limit / 2**20:g} MiB)"
 
 
 def create_app(
@@ -42,17 +60,25 @@ def create_app(
     if not 0.0 <= default_threshold <= 1.0:
         raise ValueError(f"default_threshold must be in [0, 1], got {default_threshold}")
     model = {**(model_info or {}), "class_names": list(detector.class_names)}
-    too_large = (
-        f"the upload is over the limit of {max_upload_bytes:,} bytes ({max_upload_bytes / 2**20:g} MiB)"
-    )
     worker = InferenceWorker(max_pending)
+    service = Service(detector, model, max_upload_bytes, max_pixels, default_threshold, worker)
+    app = _empty_app(worker)
+    app.add_middleware(BodyLimit, max_bytes=max_upload_bytes + FORM_OVERHEAD, detail=service.too_large)
+    _add_detect_route(app, service)
+    _add_info_routes(app, service)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app
+
+
+def _empty_app(worker: InferenceWorker) -> FastAPI:
+    """The app without routes; its shutdown stops the detector thread."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
         worker.close()
 
-    app = FastAPI(
+    return FastAPI(
         title="multibox",
         version=__version__,
         summary="SSD object detection over HTTP",
@@ -60,62 +86,56 @@ def create_app(
         docs_url=None,  # FastAPI's docs pages load their scripts from a CDN; the schema stays at /openapi.json
         redoc_url=None,
     )
-    app.add_middleware(BodyLimit, max_bytes=max_upload_bytes + FORM_OVERHEAD, detail=too_large)
 
-    def detect_upload(stream: IO[bytes], threshold: float) -> dict[str, Any]:
-        # Runs on the detector thread: reading, decoding and inference of one upload at a time.
-        data = stream.read(max_upload_bytes + 1)
-        if len(data) > max_upload_bytes:
-            raise UploadError(413, too_large)
-        image, image_format = decode_image(data, max_pixels)
-        start = time.perf_counter()
-        (found,) = detector.predict([image], threshold=threshold)
-        elapsed_ms = (time.perf_counter() - start) * 1000
-        names = model["class_names"]
-        return {
-            "image": {"width": image.width, "height": image.height, "format": image_format},
-            "detections": [
-                {
-                    "box": [round(float(v), 2) for v in box],
-                    "score": round(float(score), 4),
-                    "class_id": int(label),
-                    "class_name": names[int(label)],
-                }
-                for box, score, label in zip(found["boxes"], found["scores"], found["labels"], strict=True)
-            ],
-            "threshold": threshold,
-            "model": model,
-            "inference_ms": round(elapsed_ms, 1),
-        }
 
+def detect_upload(service: Service, stream: IO[bytes], threshold: float) -> dict[str, Any]:
+    """The answer to one upload; runs on the detector thread: reading, decoding and inference."""
+    data = stream.read(service.max_upload_bytes + 1)
+    if len(data) > service.max_upload_bytes:
+        raise UploadError(413, service.too_large)
+    image, image_format = decode_image(data, service.max_pixels)
+    start = time.perf_counter()
+    (found,) = service.detector.predict([image], threshold=threshold)
+    elapsed_ms = (time.perf_counter() - start) * 1000
+    return {
+        "image": {"width": image.width, "height": image.height, "format": image_format},
+        "detections": detections_to_json(found, service.model["class_names"]),
+        "threshold": threshold,
+        "model": service.model,
+        "inference_ms": round(elapsed_ms, 1),
+    }
+
+
+def _add_detect_route(app: FastAPI, service: Service) -> None:
     @app.post("/v1/detect", summary="Detect objects in an uploaded JPEG, PNG or WebP image")
     async def detect(
         file: Annotated[UploadFile, File(description="the image (JPEG, PNG or WebP)")],
-        threshold: Annotated[float, Query(ge=0.0, le=1.0, description="minimum score")] = default_threshold,
+        threshold: Annotated[
+            float, Query(ge=0.0, le=1.0, description="minimum score")
+        ] = service.default_threshold,
     ) -> dict[str, Any]:
-        if file.size is not None and file.size > max_upload_bytes:
-            raise HTTPException(413, too_large)
+        if file.size is not None and file.size > service.max_upload_bytes:
+            raise HTTPException(413, service.too_large)
         try:
-            return await worker.run(detect_upload, file.file, threshold)
+            return await service.worker.run(detect_upload, service, file.file, threshold)
         except UploadError as error:
             raise HTTPException(error.status_code, error.detail) from error
         except Busy as error:
             raise HTTPException(503, f"server busy: {error}", headers={"Retry-After": "1"}) from error
 
+
+def _add_info_routes(app: FastAPI, service: Service) -> None:
     @app.get("/healthz", summary="Liveness, the model and the limits")
     async def healthz() -> dict[str, Any]:
         return {
             "status": "ok",
-            "model": model,
-            "default_threshold": default_threshold,
-            "max_upload_bytes": max_upload_bytes,
-            "max_pixels": max_pixels,
-            "pending": worker.pending,
+            "model": service.model,
+            "default_threshold": service.default_threshold,
+            "max_upload_bytes": service.max_upload_bytes,
+            "max_pixels": service.max_pixels,
+            "pending": service.worker.pending,
         }
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html")
-
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    return app

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import uvicorn
 
-from multibox.deploy.detector import open_detector
+from multibox.deploy.formats import open_detector
 from multibox.serve.app import create_app
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")

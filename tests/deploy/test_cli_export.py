@@ -33,9 +33,13 @@ def test_export_then_detect_with_every_runtime(bccd_checkpoint, bccd_subset, tmp
         assert main(args) == 0
         reports[flag] = json.loads((folder / "detections.json").read_text())
         assert (folder / images[0].name).is_file()
+    first = reports["--checkpoint"][0]["detections"][0]  # the rows of multibox serve's answers
+    assert list(first) == ["box", "score", "class_id", "class_name"]
+    assert first["class_name"] == sidecar["class_names"][first["class_id"]]
     for flag in ("--onnx", "--torchscript"):
         for ours, theirs in zip(reports["--checkpoint"], reports[flag], strict=True):
-            assert [d["class"] for d in ours["detections"]] == [d["class"] for d in theirs["detections"]]
+            names = [[d["class_name"] for d in report["detections"]] for report in (ours, theirs)]
+            assert names[0] == names[1]
             for a, b in zip(ours["detections"], theirs["detections"], strict=True):
                 assert abs(a["score"] - b["score"]) <= 2e-4
                 assert max(abs(x - y) for x, y in zip(a["box"], b["box"], strict=True)) <= 0.2  # pixels

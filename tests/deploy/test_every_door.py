@@ -10,9 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
+from multibox.checkpoint import atomic_save, read_checkpoint
 from multibox.deploy import OnnxDetector, TorchDetector, TorchScriptDetector, export_checkpoint
-from multibox.engine.checkpoint import atomic_save, read_checkpoint
-from multibox.engine.inference import load_checkpoint_model, read_image
+from multibox.inference import load_checkpoint_model, read_image
 from multibox.model import DetectionSettings
 
 THRESHOLD = 0.3

@@ -23,7 +23,7 @@ from multibox.deploy import (
     export_checkpoint,
 )
 from multibox.engine.evaluate import evaluate
-from multibox.engine.inference import load_detector, read_image
+from multibox.inference import load_detector, read_image
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def trained(bccd_checkpoint):
 def bccd_test(bccd_subset, trained):
     model, class_names = trained
     dataset = load_dataset(str(bccd_subset), "test", class_names=class_names)
-    loader = make_loader(dataset, 16, train=False, data_shape=model.data_shape, normalize=False)
+    loader = make_loader(dataset, 16, train=False, data_shape=model.data_shape)
     return dataset, loader
 
 

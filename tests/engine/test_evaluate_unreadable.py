@@ -12,7 +12,7 @@ from multibox.data.formats import read_voc
 from multibox.data.loader import make_loader
 from multibox.data.records import DetectionDataset
 from multibox.engine.evaluate import evaluate
-from multibox.engine.inference import load_detector
+from multibox.inference import load_detector
 from tests.image_helpers import truncate_jpeg
 
 BAD = 4  # position of the truncated image in the subset
@@ -40,7 +40,6 @@ def _evaluate(model, class_names, dataset, batch_size=5):
         batch_size,
         train=False,
         data_shape=model.data_shape,
-        normalize=False,
         num_workers=0,
         return_indices=True,
     )
@@ -105,7 +104,7 @@ def test_replacing_the_bad_image_by_the_next_would_have_been_caught(bccd_checkpo
 
 def test_plain_batches_that_lost_an_image_refuse_misaligned_coco(bccd_checkpoint, subset):
     model, class_names = load_detector(bccd_checkpoint)
-    loader = make_loader(subset, 5, train=False, data_shape=model.data_shape, normalize=False, num_workers=0)
+    loader = make_loader(subset, 5, train=False, data_shape=model.data_shape, num_workers=0)
     plain = evaluate(model, loader, class_names)
     assert plain["images"] == 11 and plain["excluded"] is None  # not known which
     with pytest.raises(ValueError, match="return_indices=True"):

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from multibox.deploy import TorchDetector
-from multibox.engine.inference import load_checkpoint_model
+from multibox.inference import load_checkpoint_model
 from tests.serve.serve_helpers import CheckpointModel, free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

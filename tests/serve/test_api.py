@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from multibox.deploy import TorchDetector
-from multibox.engine.inference import read_image
+from multibox.inference import read_image
 from multibox.serve import create_app
 from tests.serve.serve_helpers import (
     CheckpointModel,

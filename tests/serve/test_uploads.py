@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from multibox.engine.inference import read_image
+from multibox.inference import read_image
 from multibox.serve import create_app
 from multibox.serve.uploads import UploadError, decode_image
 from tests.serve.serve_helpers import FakeDetector, png_header

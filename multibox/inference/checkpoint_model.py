@@ -1,0 +1,40 @@
+"""A ``multibox train`` checkpoint -> the SSD it holds, in eval mode, decoding with its detection settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from multibox.checkpoint import read_checkpoint
+from multibox.errors import DataError
+from multibox.model import DetectionSettings, build_ssd
+
+
+def load_detector(
+    checkpoint: str | Path, device: str | torch.device = "cpu"
+) -> tuple[torch.nn.Module, list[str]]:
+    """The SSD saved by ``multibox train`` (any epoch or best checkpoint), in eval mode, and its class names."""
+    model, class_names, _ = load_checkpoint_model(checkpoint, device)
+    return model, class_names
+
+
+def load_checkpoint_model(
+    checkpoint: str | Path, device: str | torch.device = "cpu"
+) -> tuple[torch.nn.Module, list[str], dict]:
+    """As :func:`load_detector`, plus the checkpoint's network description ``{"name", "num_classes",
+    "data_shape", "options"}``."""
+    state = read_checkpoint(checkpoint)
+    network = state["network"]
+    model = build_ssd(
+        network["name"], network["num_classes"], network["data_shape"], **(network.get("options") or {})
+    )
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as error:
+        raise DataError(
+            f"{checkpoint}: its weights do not fit a {network['name']} network of {network['num_classes']} "
+            f"classes at {network['data_shape']} ({str(error).splitlines()[0][:200]}); the file is damaged"
+        ) from error
+    model.detection = DetectionSettings.from_dict(state.get("detection"))
+    return model.to(device).eval(), list(state["class_names"]), dict(network)
