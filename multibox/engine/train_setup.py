@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
+from multibox.checkpoint import network_description
 from multibox.data import (
     TrainAugmentation,
     check_dataset,
@@ -14,11 +17,13 @@ from multibox.data import (
     make_loader,
     require_images,
 )
+from multibox.engine.checkpointer import Checkpointer
 from multibox.engine.config import TrainConfig
-from multibox.engine.optim import DEFAULT_FREEZE, build_optimizer, freeze_parameters, lr_multiplier
+from multibox.engine.distributed import DistributedContext
+from multibox.engine.optim import build_optimizer, freeze_parameters, lr_multiplier
 from multibox.engine.train_logs import log
 from multibox.errors import ConfigError
-from multibox.model import build_ssd
+from multibox.model import build_ssd, network_spec
 
 
 class SSDLoss(torch.nn.Module):
@@ -31,6 +36,63 @@ class SSDLoss(torch.nn.Module):
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.model.loss(images, labels, **self.loss_options)
+
+
+@dataclass
+class TrainingParts:
+    """What :func:`build_parts` makes: the bare ``model`` and the ``train_model`` that steps it (loss module,
+    DDP-wrapped and compiled as configured), optimiser, schedule, AMP, loaders and the checkpoint folder."""
+
+    model: torch.nn.Module
+    train_model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    autocast: object
+    scaler: torch.amp.GradScaler | None
+    loader: torch.utils.data.DataLoader
+    val_loader: torch.utils.data.DataLoader | None  # rank 0 only
+    has_validation: bool  # on every rank
+    train_set: object
+    network: dict
+    checkpointer: Checkpointer
+
+
+def build_parts(config: TrainConfig, dist: DistributedContext) -> TrainingParts:
+    """Seed, data, model (on the device, frozen as configured), optimiser, loaders, for this rank."""
+    torch.manual_seed(config.seed + dist.rank)
+    if dist.device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # the input size is fixed: let cuDNN pick its fastest kernels
+    out_dir = Path(config.out_dir)
+    if dist.rank == 0:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    train_set, val_set = load_datasets(config, dist.rank)
+    model = build_model(config, len(train_set.class_names), dist.rank).to(dist.device)
+    if config.channels_last:
+        model.to(memory_format=torch.channels_last)
+    batch_size = per_rank_batch_size(config, dist.world_size)
+    loader = training_loader(config, train_set, batch_size, dist.world_size, dist.rank)
+    optimizer, scheduler = optimizer_and_schedule(config, model, max(1, len(loader)))
+    autocast, scaler = autocast_and_scaler(config, dist.device)
+    has_validation = dist.all_ranks(val_set is not None)
+    train_model = dist.wrap(loss_module(config, model))  # DDP starts every rank from rank 0's weights
+    return TrainingParts(
+        model=model,
+        train_model=torch.compile(train_model) if config.compile else train_model,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        autocast=autocast,
+        scaler=scaler,
+        loader=loader,
+        val_loader=validation_loader(config, val_set, batch_size)
+        if has_validation and dist.rank == 0
+        else None,
+        has_validation=has_validation,
+        train_set=train_set,
+        network=network_description(
+            config.network, len(train_set.class_names), config.data_shape, config.network_options
+        ),
+        checkpointer=Checkpointer(out_dir / "checkpoints", keep_last=config.keep_last),
+    )
 
 
 def load_datasets(config: TrainConfig, rank: int):
@@ -73,7 +135,7 @@ def build_model(config: TrainConfig, num_classes: int, rank: int) -> torch.nn.Mo
     model.detection = model.detection.replace(
         nms_threshold=config.nms_threshold, nms_topk=config.nms_topk, per_class=config.per_class_detection
     )
-    freeze = DEFAULT_FREEZE.get(config.network) if config.freeze == "default" else config.freeze
+    freeze = network_spec(config.network).freeze if config.freeze == "default" else config.freeze
     frozen = freeze_parameters(model, freeze)
     if frozen:
         log(f"frozen {len(frozen)} parameter tensors matching {freeze!r}", rank)
@@ -130,7 +192,6 @@ def training_loader(config: TrainConfig, train_set, batch_size: int, world_size:
         transform=augmentation,
         num_workers=config.num_workers,
         seed=config.seed,
-        normalize=False,
         drop_last=len(train_set) >= batch_size * world_size,
         num_replicas=world_size,
         rank=rank,
@@ -145,7 +206,6 @@ def validation_loader(config: TrainConfig, val_set, batch_size: int):
         train=False,
         data_shape=config.data_shape,
         num_workers=config.num_workers,
-        normalize=False,
         return_indices=True,  # evaluation names and excludes the images that could not be decoded
     )
 
