@@ -42,9 +42,10 @@ from _ops_cases import (  # noqa: E402
 from _ops_timing import SelfTimed, measure  # noqa: E402
 from _ops_torchvision import TorchvisionSSD  # noqa: E402
 
+from multibox.ops.boxes import VARIANCES  # noqa: E402
+
 OUT_DIR = HERE / "out"
 MXNET_VENV = HERE / ".venv-mxnet"
-VARIANCES = (0.1, 0.1, 0.2, 0.2)
 # The example's training parameters (spec section 4.2).
 TARGET_PARAMS = {
     "overlap_threshold": 0.5,
