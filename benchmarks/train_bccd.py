@@ -1,7 +1,7 @@
 """Equal wall-clock training budget on BCCD: multibox against torchvision's SSDLite, scored the same way.
 
 Three runs, each given ``--budget`` seconds of training on bccd ``train`` and then scored on ``test`` with the
-same VOC07 / VOC area metric (``multibox.engine.metrics``):
+same VOC07 / VOC area metric (``multibox.engine.voc_metric``):
 
 1. multibox ``efficientnet_lite0`` SSDLite at 320, ImageNet backbone (the ``lite0`` extra, offline);
 2. multibox ``efficientnet_lite0`` at 320 from scratch (random initialisation);
@@ -35,8 +35,8 @@ sys.path.insert(0, str(ROOT))
 
 from multibox.data import load_dataset, make_loader  # noqa: E402
 from multibox.engine.config import TrainConfig, load_config  # noqa: E402
-from multibox.engine.metrics import VOCMetric  # noqa: E402
 from multibox.engine.train import train  # noqa: E402
+from multibox.engine.voc_metric import VOCMetric  # noqa: E402
 
 
 def run_multibox(
@@ -167,7 +167,7 @@ def run_torchvision(data: str, budget: float, batch: int) -> dict:
     model.eval()
     metric07 = VOCMetric(train_set.class_names, use_07_metric=True)
     metric_area = VOCMetric(train_set.class_names, use_07_metric=False)
-    loader = make_loader(test_set, 8, train=False, data_shape=320, num_workers=0, normalize=False)
+    loader = make_loader(test_set, 8, train=False, data_shape=320, num_workers=0)
     with torch.no_grad():
         for images, labels in loader:
             outputs = model([im.float() / 255 for im in images])

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-BCCD_SUBSET = REPO_ROOT / "tests" / "data" / "bccd_subset"
+BCCD_SUBSET = REPO_ROOT / "tests" / "fixtures" / "bccd_subset"
 REQUIRE_ALL_TESTS = "MULTIBOX_REQUIRE_ALL_TESTS"
 
 
@@ -41,7 +41,7 @@ def datasets_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def bccd_subset() -> Path:
-    """``tests/data/bccd_subset``: 51 bccd train and 24 bccd test images in VOC layout (its SOURCE.md)."""
+    """``tests/fixtures/bccd_subset``: 51 bccd train and 24 bccd test images in VOC layout (its SOURCE.md)."""
     assert (BCCD_SUBSET / "ImageSets" / "Main" / "train.txt").is_file(), f"{BCCD_SUBSET} is missing"
     return BCCD_SUBSET
 

@@ -1,4 +1,4 @@
-"""Access to the MXNet 1.9.1 golden operator outputs stored in tests/data/mxnet_golden."""
+"""Access to the MXNet 1.9.1 golden operator outputs stored in tests/fixtures/mxnet_golden."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-GOLDEN_DIR = Path(__file__).parent / "data" / "mxnet_golden"
+GOLDEN_DIR = Path(__file__).parent / "fixtures" / "mxnet_golden"
 
 
 def golden_files(kind: str) -> list[Path]:

@@ -7,7 +7,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from multibox.engine.coco_metric import COCOMetric
-from multibox.engine.metrics import VOCMetric
+from multibox.engine.voc_metric import VOCMetric
 
 
 def _random_case(seed, images=12, classes=3):

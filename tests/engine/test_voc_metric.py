@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from multibox.engine.metrics import VOCMetric, average_precision
+from multibox.engine.voc_metric import VOCMetric, average_precision
 
 A, B, C, D = [0, 0, 0.5, 0.5], [0.5, 0.5, 1, 1], [0, 0.5, 0.5, 1], [0.2, 0.2, 0.4, 0.4]
 FAR = [0.9, 0.0, 1.0, 0.1]

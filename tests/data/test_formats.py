@@ -31,7 +31,7 @@ BCCD_SUBSET_CLASSES = {
     "train": {"Platelets": 58, "RBC": 575, "WBC": 54},
     "test": {"Platelets": 17, "RBC": 262, "WBC": 22},
 }
-MAKE_SUBSET = Path(__file__).resolve().parents[1] / "data" / "make_bccd_subset.py"
+MAKE_SUBSET = Path(__file__).resolve().parents[1] / "fixtures" / "make_bccd_subset.py"
 
 
 def _class_counts(dataset):
