@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from multibox.errors import ConfigError
+from multibox.model.detection_settings import DetectionSettings
 
 
 @dataclass
@@ -52,9 +53,9 @@ class TrainConfig:
     device: str | None = None  # default: cuda when available
     # evaluation
     val_interval: int = 1  # epochs
-    nms_threshold: float = 0.45
-    nms_topk: int = 400
-    per_class_detection: bool = True
+    nms_threshold: float = DetectionSettings.nms_threshold  # decoding defaults: DetectionSettings' own
+    nms_topk: int = DetectionSettings.nms_topk
+    per_class_detection: bool = DetectionSettings.per_class
     precise_bn_batches: int = (
         16  # training batches that recompute BatchNorm statistics before evaluating (0: off)
     )
