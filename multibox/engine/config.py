@@ -25,6 +25,7 @@ class TrainConfig:
     network: str = "vgg16_reduced"
     data_shape: int = 300
     weights_backbone: str | None = None
+    finetune: str | None = None  # a multibox checkpoint whose whole detector training starts from
     network_options: dict = field(default_factory=dict)  # any build_ssd override (sizes, depthwise, ...)
     augmentation: dict = field(
         default_factory=dict
@@ -41,7 +42,7 @@ class TrainConfig:
     warmup_epochs: float = 0.0
     epochs: int = 240
     batch_size: int = 32
-    freeze: str | None = "default"  # regex of parameter names to freeze; "default": the original's choice
+    freeze: str | None = "default"  # "default" (the network's), "backbone", "all_but_heads", or a regex
     negative_mining_ratio: float = 3.0
     minimum_negative_samples: int = 0
     loss_normalization: str = "valid"

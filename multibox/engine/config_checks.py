@@ -59,6 +59,11 @@ def check_config(config: Any) -> Any:
         _check_range(item.name, value)
         values[item.name] = value
     _check_names(values)
+    if values.get("finetune") and values.get("weights_backbone"):
+        raise ConfigError(
+            "finetune and weights_backbone both given: finetune starts from its whole detector, backbone "
+            "included; drop weights_backbone"
+        )
     return dataclasses.replace(config, **values)
 
 
@@ -160,13 +165,14 @@ def _check_range(name: str, value: Any) -> None:
 
 def _check_names(values: dict) -> None:
     """Settings whose valid values live elsewhere: networks, the freeze pattern, the device."""
+    from multibox.engine.optim import FREEZE_CHOICES
     from multibox.model import network_names
 
     known = sorted(network_names())
     if values["network"] not in known:
         raise ConfigError(f"network {values['network']!r} is unknown; choose from {', '.join(known)}")
     freeze = values["freeze"]
-    if freeze not in (None, "default"):
+    if freeze not in (None, "default", *FREEZE_CHOICES):
         try:
             re.compile(freeze)
         except re.error as error:

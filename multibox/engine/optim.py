@@ -9,6 +9,20 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+FREEZE_CHOICES = {
+    "backbone": r"backbone\.",  # the base network; extras and heads train
+    "all_but_heads": r"(?!.*_pred_conv\.)",  # everything but the loc / cls prediction convs
+}
+"""Named ``freeze`` settings beside ``"default"`` (the network's own choice) and a regular expression."""
+
+
+def freeze_pattern(freeze: str | None, network_default: str | None) -> str | None:
+    """The regular expression of a ``freeze`` setting: a name of :data:`FREEZE_CHOICES`, ``"default"``
+    (``network_default``), None (nothing), or a regular expression as it is."""
+    if freeze == "default":
+        return network_default
+    return FREEZE_CHOICES.get(freeze, freeze)
+
 
 def freeze_parameters(model: nn.Module, pattern: str | None) -> list[str]:
     """Set ``requires_grad=False`` on parameters whose name matches ``pattern`` (anchored); returns the names."""

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from multibox.checkpoint import network_description
+from multibox.checkpoint import network_description, read_checkpoint
 from multibox.data import (
     TrainAugmentation,
     check_dataset,
@@ -20,10 +20,11 @@ from multibox.data import (
 from multibox.engine.checkpointer import Checkpointer
 from multibox.engine.config import TrainConfig
 from multibox.engine.distributed import DistributedContext
-from multibox.engine.optim import build_optimizer, freeze_parameters, lr_multiplier
+from multibox.engine.optim import build_optimizer, freeze_parameters, freeze_pattern, lr_multiplier
 from multibox.engine.train_logs import log
 from multibox.errors import ConfigError
 from multibox.model import build_ssd, network_spec
+from multibox.model.transfer import transfer_detector_weights
 
 
 class SSDLoss(torch.nn.Module):
@@ -66,7 +67,7 @@ def build_parts(config: TrainConfig, dist: DistributedContext) -> TrainingParts:
     if dist.rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
     train_set, val_set = load_datasets(config, dist.rank)
-    model = build_model(config, len(train_set.class_names), dist.rank).to(dist.device)
+    model = build_model(config, list(train_set.class_names), dist.rank).to(dist.device)
     if config.channels_last:
         model.to(memory_format=torch.channels_last)
     batch_size = per_rank_batch_size(config, dist.world_size)
@@ -118,14 +119,15 @@ def load_datasets(config: TrainConfig, rank: int):
     return train_set, val_set
 
 
-def build_model(config: TrainConfig, num_classes: int, rank: int) -> torch.nn.Module:
-    """The SSD of ``config.network`` with the configured parameters frozen."""
+def build_model(config: TrainConfig, class_names: list[str], rank: int) -> torch.nn.Module:
+    """The SSD of ``config.network`` for ``class_names``, started from ``config.finetune`` when given, with the
+    configured parameters frozen."""
     try:
         model = build_ssd(
             config.network,
-            num_classes,
+            len(class_names),
             config.data_shape,
-            weights_backbone=config.weights_backbone,
+            weights_backbone=None if config.finetune else config.weights_backbone,
             **config.network_options,
         )
     except TypeError as error:  # an unknown keyword in network_options
@@ -135,11 +137,30 @@ def build_model(config: TrainConfig, num_classes: int, rank: int) -> torch.nn.Mo
     model.detection = model.detection.replace(
         nms_threshold=config.nms_threshold, nms_topk=config.nms_topk, per_class=config.per_class_detection
     )
-    freeze = network_spec(config.network).freeze if config.freeze == "default" else config.freeze
+    if config.finetune:
+        _start_from_detector(model, config, class_names, rank)
+    freeze = freeze_pattern(config.freeze, network_spec(config.network).freeze)
     frozen = freeze_parameters(model, freeze)
     if frozen:
         log(f"frozen {len(frozen)} parameter tensors matching {freeze!r}", rank)
     return model
+
+
+def _start_from_detector(
+    model: torch.nn.Module, config: TrainConfig, class_names: list[str], rank: int
+) -> None:
+    """Every weight of the ``finetune`` checkpoint's detector; class-head rows follow the class names."""
+    state = read_checkpoint(config.finetune)
+    network = state["network"]
+    if network["name"] != config.network:
+        raise ConfigError(
+            f"finetune {config.finetune} is a {network['name']} detector; set network={network['name']} "
+            f"(and its network_options {network.get('options') or {}}) to fine-tune it"
+        )
+    transfer = transfer_detector_weights(
+        model, state["model"], state["class_names"], class_names, source=str(config.finetune)
+    )
+    log(f"fine-tuning {config.finetune}: {transfer.summary()}", rank)
 
 
 def loss_module(config: TrainConfig, model: torch.nn.Module) -> SSDLoss:

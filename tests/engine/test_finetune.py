@@ -1,0 +1,97 @@
+"""``finetune=FILE``: training starts from a whole trained detector of other classes; ``freeze`` names."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from multibox.checkpoint import atomic_save, make_checkpoint, network_description
+from multibox.engine.config import TrainConfig
+from multibox.engine.optim import freeze_parameters, freeze_pattern
+from multibox.engine.train import train
+from multibox.engine.train_setup import build_model
+from multibox.errors import ConfigError
+from multibox.model import build_ssd
+
+SOURCE_CLASSES = ["star", "dog", "circle", "cat"]
+SHAPES = ["circle", "square", "triangle", "star"]  # the classes of the synthetic shapes:N data
+FAST = dict(
+    train_data="shapes:16",
+    network="tiny",
+    data_shape=64,
+    batch_size=8,
+    num_workers=0,
+    tensorboard=False,
+    device="cpu",
+    val_split=None,
+)
+
+
+@pytest.fixture
+def source_checkpoint(tmp_path):
+    """A tiny detector of four classes, two of them shapes (circle, star), with drawn weights."""
+    torch.manual_seed(3)
+    model = build_ssd("tiny", len(SOURCE_CLASSES), 64)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.copy_(torch.randn_like(parameter) * 0.2)
+    state = make_checkpoint(
+        model.state_dict(), SOURCE_CLASSES, network_description("tiny", 4, 64, {}), model.detection.to_dict()
+    )
+    return model.eval(), atomic_save(state, tmp_path / "source.pt")
+
+
+def test_training_starts_from_the_whole_detector_with_its_classes_by_name(
+    source_checkpoint, tmp_path, capsys
+):
+    source, path = source_checkpoint
+    config = TrainConfig(**FAST, finetune=str(path), out_dir=str(tmp_path / "run")).checked()
+    model = build_model(config, SHAPES, rank=0).eval()
+    assert (
+        "classes kept 2 (circle, star), new 2 (square, triangle), dropped 2 (dog, cat)"
+        in capsys.readouterr().err
+    )
+    images = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        (source_loc, source_cls), (loc, cls) = source(images), model(images)
+    torch.testing.assert_close(loc, source_loc, rtol=0, atol=0)  # boxes: the whole localisation path kept
+    for row, source_row in [(0, 0), (1, 3), (4, 1)]:  # background, circle, star
+        torch.testing.assert_close(cls[:, row], source_cls[:, source_row], rtol=0, atol=0)
+
+
+def test_a_finetune_run_trains_and_writes_a_checkpoint_of_the_new_classes(source_checkpoint, tmp_path):
+    _, path = source_checkpoint
+    result = train(
+        TrainConfig(**FAST, finetune=str(path), epochs=1, max_iterations=1, out_dir=str(tmp_path / "r"))
+    )
+    assert result.class_names == SHAPES and result.checkpoint.is_file()
+
+
+def test_finetune_mistakes_are_one_line_config_errors(source_checkpoint, tmp_path):
+    _, path = source_checkpoint
+    with pytest.raises(ConfigError, match="finetune .*source.pt is a tiny detector; set network=tiny"):
+        build_model(
+            TrainConfig(**{**FAST, "network": "mobilenet_v2"}, finetune=str(path)).checked(), SHAPES, 0
+        )
+    with pytest.raises(ConfigError, match="finetune and weights_backbone both given"):
+        TrainConfig(**FAST, finetune=str(path), weights_backbone="w.pt").checked()
+    with pytest.raises(FileNotFoundError, match="checkpoint .*missing.pt does not exist"):
+        build_model(TrainConfig(**FAST, finetune=str(tmp_path / "missing.pt")).checked(), SHAPES, 0)
+
+
+@pytest.mark.parametrize(
+    ("freeze", "trainable"),
+    [
+        ("backbone", lambda name: not name.startswith("backbone.")),
+        ("all_but_heads", lambda name: "_pred_conv." in name),
+        ("default", lambda name: True),  # tiny freezes nothing by default
+    ],
+)
+def test_named_freeze_choices(freeze, trainable):
+    model = build_ssd("tiny", 2, 64)
+    freeze_parameters(model, freeze_pattern(freeze, network_default=None))
+    names = [name for name, _ in model.named_parameters()]
+    assert [name for name, p in model.named_parameters() if p.requires_grad] == [
+        n for n in names if trainable(n)
+    ]
+    assert TrainConfig(**FAST, freeze=freeze).checked().freeze == freeze
