@@ -26,7 +26,9 @@ def build_ssd(
 
     Args:
         network: ``vgg16_reduced``, ``vgg16_reduced_paper``, ``resnet50``, ``resnet101``, ``inceptionv3``,
-            ``mobilenet``, ``mobilenet_v2``, ``mobilenet_v3_large``, ``efficientnet_lite0``, ``tiny``.
+            ``mobilenet``, ``mobilenet_v2``, ``mobilenet_v3_large``, ``efficientnet_lite0``, ``tiny``,
+            ``torchvision_ssd300_vgg16``, ``torchvision_ssdlite320_mobilenet_v3_large`` (torchvision's SSD300 and
+            SSDLite, see :mod:`multibox.model.import_torchvision`).
         num_classes: object classes without background (VOC: 20), as the original's ``--num-class``.
         data_shape: square input size; selects the vgg table (< 448: SSD300, else SSD512) and explicit steps.
         weights_backbone: ``None`` (random init), a torchvision weights name (``"IMAGENET1K_V1"``,

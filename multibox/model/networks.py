@@ -6,6 +6,7 @@ table. Adding a network is one backbone file plus one :func:`register_network` e
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Callable, Sequence
@@ -23,6 +24,8 @@ from multibox.model.backbones import (
     MobileNetV3Large,
     ResNet,
     TinyNet,
+    TorchvisionSSDLiteMobileNetV3,
+    TorchvisionVGG16,
     VGG16Reduced,
 )
 
@@ -42,6 +45,7 @@ class SSDLayout:
             automatic (``1/H``, ``1/W``) at any other input size.
         min_filter: lower bound of an extra block's 1x1 filters.
         depthwise: SSDLite extras and heads.
+        anchor_style: ``"mxnet"`` (MultiBoxPrior) or ``"torchvision"`` (DefaultBoxGenerator), see ``SSD``.
     """
 
     from_layers: tuple[str, ...]
@@ -55,6 +59,7 @@ class SSDLayout:
     steps_shape: int | None = None
     min_filter: int = 128
     depthwise: bool = False
+    anchor_style: str = "mxnet"
 
     def ssd_arguments(self, data_shape: int) -> dict:
         """A fresh dict of SSD keyword arguments (lists) for a square input of ``data_shape``."""
@@ -72,6 +77,7 @@ class SSDLayout:
             "steps": list(self.steps) if self.steps and data_shape == self.steps_shape else [],
             "min_filter": self.min_filter,
             "depthwise": self.depthwise,
+            "anchor_style": self.anchor_style,
         }
 
 
@@ -154,6 +160,18 @@ def get_scales(min_scale: float = 0.2, max_scale: float = 0.9, num_layers: int =
     return [[min_sizes[k], float(np.single(np.sqrt(min_sizes[k] * max_sizes[k])))] for k in range(num_layers)]
 
 
+def default_box_scales(min_ratio: float, max_ratio: float, num_layers: int) -> tuple[float, ...]:
+    """torchvision ``DefaultBoxGenerator``'s scales without explicit ones: ``num_layers`` evenly from
+    ``min_ratio`` to ``max_ratio``, then 1 (computed as torchvision does, so the floats are the same)."""
+    span = max_ratio - min_ratio
+    return (*(min_ratio + span * k / (num_layers - 1.0) for k in range(num_layers)), 1.0)
+
+
+def torchvision_sizes(scales: Sequence[float]) -> tuple[tuple[float, float], ...]:
+    """Per-layer ``sizes`` of torchvision's scales ``s_0 .. s_L``: ``(s_k, sqrt(s_k s_k+1))``."""
+    return tuple((s, math.sqrt(s * t)) for s, t in zip(scales[:-1], scales[1:], strict=True))
+
+
 # ---------------------------------------------------------------------------------------------- the layouts
 # apache/mxnet 1.9.1 vgg16_reduced (< 448), resnet and inceptionv3 sizes and ratios
 SIZES_6 = ((0.1, 0.141), (0.2, 0.272), (0.37, 0.447), (0.54, 0.619), (0.71, 0.79), (0.88, 0.961))
@@ -211,6 +229,14 @@ _VGG512 = _layout(
 _VGG512_PAPER = _layout(
     _VGG_TAPS, [(512, 2, 1), (256, 2, 1), (256, 2, 1), (256, 2, 1), (256, 2, 1)], **_VGG512_FIELDS
 )
+# torchvision's ssd300_vgg16: the same VGG, extras and steps, its DefaultBoxGenerator scales (two sizes per
+# layer: s_k and sqrt(s_k s_k+1)) and aspect ratios ([2] -> 1, 2, 1/2; [2, 3] -> 1, 2, 1/2, 3, 1/3)
+TORCHVISION_SSD300_SCALES = (0.07, 0.15, 0.33, 0.51, 0.69, 0.87, 1.05)
+_TORCHVISION_SSD300 = dataclasses.replace(
+    _VGG300,
+    sizes=torchvision_sizes(TORCHVISION_SSD300_SCALES),
+    anchor_style="torchvision",
+)
 _FOUR_EXTRAS = [(512, 2, 1), (256, 2, 1), (256, 2, 1), (128, 2, 1)]
 _SIX = {"sizes": SIZES_6, "ratios": RATIOS_6}
 
@@ -228,6 +254,17 @@ _VGG = {"tested_shapes": (300, 512), "torchvision_weights": "VGG16_Weights", "fr
 register_network(NetworkSpec("vgg16_reduced", VGG16Reduced, _VGG300, large_layout=_VGG512, **_VGG))
 register_network(
     NetworkSpec("vgg16_reduced_paper", VGG16Reduced, _VGG300, large_layout=_VGG512_PAPER, **_VGG)
+)
+# torchvision's SSD300 (an imported COCO_V1 checkpoint, multibox.model.import_torchvision); torchvision
+# freezes conv1_x by default (trainable_backbone_layers=4)
+register_network(
+    NetworkSpec(
+        "torchvision_ssd300_vgg16",
+        TorchvisionVGG16,
+        _TORCHVISION_SSD300,
+        tested_shapes=(300,),
+        freeze=r"^backbone\.conv1_",
+    )
 )
 register_network(
     NetworkSpec(
@@ -280,6 +317,24 @@ register_network(
         MobileNetV3Large,
         _six(["features.13.block.0", "features.16"], depthwise=True),
         torchvision_weights="MobileNet_V3_Large_Weights",
+    )
+)
+# torchvision's SSDLite320 (an imported COCO_V1 checkpoint): reduced-tail v3, extras of out // 2 mid channels,
+# DefaultBoxGenerator([[2, 3]] * 6, min_ratio=0.2, max_ratio=0.95) with automatic steps
+register_network(
+    NetworkSpec(
+        "torchvision_ssdlite320_mobilenet_v3_large",
+        TorchvisionSSDLiteMobileNetV3,
+        _layout(
+            ["features.13.block.0", "features.16"],
+            _FOUR_EXTRAS,
+            sizes=torchvision_sizes(default_box_scales(0.2, 0.95, 6)),
+            ratios=(_R5,) * 6,
+            min_filter=64,
+            depthwise=True,
+            anchor_style="torchvision",
+        ),
+        tested_shapes=(320,),
     )
 )
 register_network(

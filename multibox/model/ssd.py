@@ -16,8 +16,11 @@ from multibox.model.backbones.base import Backbone
 from multibox.model.detection_settings import DetectionSettings
 from multibox.model.layers import extra_layer, flatten_predictions, l2_normalize, prediction_conv
 from multibox.model.resize import boxes_to_pixels
-from multibox.ops import multibox_detection, multibox_loss, multibox_prior, multibox_target
+from multibox.ops import default_boxes, multibox_detection, multibox_loss, multibox_prior, multibox_target
 from multibox.ops.boxes import VARIANCES
+
+# how anchors are generated: MXNet's MultiBoxPrior, or torchvision's DefaultBoxGenerator (same order per location)
+ANCHOR_STYLES = {"mxnet": multibox_prior, "torchvision": default_boxes}
 
 
 def _per_layer(name: str, value, num_layers: int) -> list:
@@ -65,6 +68,8 @@ class SSD(nn.Module):
             ``forward`` also accepts uint8 images (divided by 255 first).
         init: initialise as the original (Xavier uniform weights, zero biases, scale = normalization),
             backbone included.
+        anchor_style: ``"mxnet"`` (``multibox_prior``) or ``"torchvision"`` (``default_boxes``: torchvision's
+            DefaultBoxGenerator arithmetic, widths/heights clamped to the image, no non-square correction).
     """
 
     def __init__(
@@ -86,9 +91,13 @@ class SSD(nn.Module):
         image_mean: Sequence[float] | None = None,
         image_std: Sequence[float] | None = None,
         init: bool = True,
+        anchor_style: str = "mxnet",
     ) -> None:
         super().__init__()
         _check_layers(from_layers, num_filters, strides, pads, num_classes)
+        if anchor_style not in ANCHOR_STYLES:
+            raise ConfigError(f"anchor_style must be one of {', '.join(ANCHOR_STYLES)}, got {anchor_style!r}")
+        self.anchor_style = anchor_style
         self.from_layers = list(from_layers)
         self.num_classes = int(num_classes)
         self._set_anchor_layout(sizes, ratios, normalizations, steps)
@@ -252,9 +261,10 @@ class SSD(nn.Module):
 
     def _make_anchors(self, height: int, width: int, device=None) -> torch.Tensor:
         anchors = []
+        prior = ANCHOR_STYLES[self.anchor_style]
         for k, shape in enumerate(self.feature_shapes(height, width)):
             steps = (self.steps[k], self.steps[k]) if self.steps else (-1.0, -1.0)
-            anchors.append(multibox_prior(shape, self.sizes[k], self.ratios[k], steps, device=device))
+            anchors.append(prior(shape, self.sizes[k], self.ratios[k], steps, device=device))
         return torch.cat(anchors, dim=0)  # (A, 4)
 
     def anchors_for(self, height: int, width: int) -> torch.Tensor:

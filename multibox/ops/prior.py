@@ -1,7 +1,9 @@
-"""MultiBoxPrior: the default boxes (anchors) of one feature map, in MXNet's exact order."""
+"""The default boxes (anchors) of one feature map: MXNet's MultiBoxPrior, in its exact order, and
+torchvision's DefaultBoxGenerator (:func:`default_boxes`), in the same order with its own arithmetic."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -73,4 +75,62 @@ def multibox_prior(
     boxes = boxes.reshape(-1, 4)
     if clip:
         boxes = boxes.clamp(0.0, 1.0)
+    return boxes.to(dtype) if dtype is not None else boxes
+
+
+def default_boxes(
+    feature_shape: Sequence[int],
+    sizes: Sequence[float] = (1.0,),
+    ratios: Sequence[float] = (1.0,),
+    steps: Sequence[float] = (-1.0, -1.0),
+    clip: bool = True,
+    *,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    """Anchors of an ``(H, W)`` feature map as torchvision's ``DefaultBoxGenerator`` computes them.
+
+    The anchors of a location and their order are :func:`multibox_prior`'s (every size with the first ratio,
+    then the first size with every further ratio), so torchvision's scales ``s_k`` and aspect ratios ``[a, ...]``
+    are ``sizes=[s_k, sqrt(s_k s_k+1)]``, ``ratios=[1, a, 1/a, ...]``. The arithmetic is torchvision's: widths
+    ``s sqrt(r)`` and heights ``s / sqrt(r)`` in float64, then float32 (a ratio below 1 as the transpose of
+    ``1/r``), clamped to ``[0, 1]`` when ``clip`` (before the corners are formed, so an anchor wider than the
+    image becomes exactly as wide as the image), centres ``(i + 0.5) / (1 / step)``, and no ``H / W`` width
+    correction on non-square maps. ``steps`` are ``(y, x)`` image fractions (non-positive: ``1 / H``, ``1 / W``).
+
+    Returns:
+        ``(H * W * A, 4)`` corner boxes ``[x1, y1, x2, y2]`` normalised to the image, row-major over
+        ``(y, x, anchor)``, float32 (cast to ``dtype``); times the image size they are torchvision's pixel
+        anchors bit for bit.
+    """
+    if len(feature_shape) != 2:
+        raise ValueError(f"feature_shape must be (H, W), got {tuple(feature_shape)}")
+    height, width = (int(v) for v in feature_shape)
+    if height <= 0 or width <= 0:
+        raise ValueError(f"feature_shape must be positive, got {(height, width)}")
+    sizes = check_positive_floats("sizes", sizes)
+    ratios = check_positive_floats("ratios", ratios)
+    if len(steps) != 2 or (steps[0] > 0) != (steps[1] > 0):
+        raise ValueError(f"steps must be a (y, x) pair, both positive or both automatic, got {tuple(steps)}")
+    # torchvision divides the centres by the number of steps across the image (or the map size)
+    across_y = 1.0 / float(steps[0]) if steps[0] > 0 else height
+    across_x = 1.0 / float(steps[1]) if steps[1] > 0 else width
+
+    def width_height(size: float, ratio: float) -> list[float]:
+        if ratio >= 1:
+            root = math.sqrt(ratio)
+            return [size * root, size / root]
+        root = math.sqrt(1.0 / ratio)
+        return [size / root, size * root]
+
+    pairs = [width_height(s, ratios[0]) for s in sizes] + [width_height(sizes[0], r) for r in ratios[1:]]
+    wh = torch.tensor(pairs, dtype=torch.float32, device=device)  # (A, 2)
+    if clip:
+        wh = wh.clamp(min=0, max=1)
+    center_x = (torch.arange(width, dtype=torch.float32, device=device) + 0.5) / across_x  # (W,)
+    center_y = (torch.arange(height, dtype=torch.float32, device=device) + 0.5) / across_y  # (H,)
+    grid_y, grid_x = torch.meshgrid(center_y, center_x, indexing="ij")
+    centers = torch.stack((grid_x, grid_y), dim=-1).reshape(-1, 1, 2)  # (H*W, 1, 2) as (cx, cy)
+    half = 0.5 * wh
+    boxes = torch.cat(torch.broadcast_tensors(centers - half, centers + half), dim=-1).reshape(-1, 4)
     return boxes.to(dtype) if dtype is not None else boxes

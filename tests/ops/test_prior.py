@@ -1,8 +1,10 @@
+import math
+
 import numpy as np
 import pytest
 import torch
 
-from multibox.ops import multibox_prior
+from multibox.ops import default_boxes, multibox_prior
 from tests.golden import golden_files, load_golden
 
 
@@ -75,3 +77,24 @@ def test_bad_arguments_raise(kwargs, message):
     args = {"feature_shape": (3, 3), "sizes": (0.2,), "ratios": (1,)} | kwargs
     with pytest.raises(ValueError, match=message):
         multibox_prior(**args)
+
+
+def test_default_boxes_follow_default_box_generator_on_any_map():
+    from torchvision.models.detection.anchor_utils import DefaultBoxGenerator
+    from torchvision.models.detection.image_list import ImageList
+
+    generator = DefaultBoxGenerator([[2, 3]], min_ratio=0.3, max_ratio=0.9)  # one map, automatic steps
+    shape = (3, 5)  # non-square: no width correction, centres (i + 0.5) / 3 and / 5
+    theirs = generator(ImageList(torch.zeros(1, 3, 60, 100), [(60, 100)]), [torch.zeros(1, 1, *shape)])[0]
+    s, s_next = generator.scales
+    ours = default_boxes(shape, [s, math.sqrt(s * s_next)], [1, 2, 0.5, 3, 1 / 3])
+    assert torch.equal(ours * torch.tensor([100, 60, 100, 60]), theirs)
+    # clip clamps widths and heights (not corners): the 3:1 box of scale 0.9 is exactly the image's width
+    wide = default_boxes((1, 1), [0.9], [1, 3])[1]
+    assert wide.tolist() == [
+        0.0,
+        pytest.approx(0.5 - 0.9 / math.sqrt(3) / 2),
+        1.0,
+        pytest.approx(0.5 + 0.9 / math.sqrt(3) / 2),
+    ]
+    assert default_boxes((1, 1), [0.9], [1, 3], clip=False)[1, 0] < 0

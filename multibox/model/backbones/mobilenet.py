@@ -99,13 +99,27 @@ class MobileNetV2(_TorchvisionMobileNet):
 
 
 class MobileNetV3Large(_TorchvisionMobileNet):
-    """torchvision MobileNet v3-large ``features``; taps ``features.13.block.0``, ``features.16``."""
+    """torchvision MobileNet v3-large ``features``; taps ``features.13.block.0``, ``features.16``.
 
-    def __init__(self) -> None:
-        feats = mobilenet_v3_large().features
+    ``reduced_tail`` halves the channels of the stride-32 stage (``features.16``: 480), as torchvision's SSDLite.
+    """
+
+    def __init__(self, reduced_tail: bool = False) -> None:
+        feats = mobilenet_v3_large(reduced_tail=reduced_tail).features
         channels = {f"features.{i}": _last_channels(m) for i, m in enumerate(feats)}
         channels["features.13.block.0"] = 672
         super().__init__(feats, 13, "block", channels)
+
+
+class TorchvisionSSDLiteMobileNetV3(MobileNetV3Large):
+    """The MobileNet v3-large of torchvision's ``ssdlite320_mobilenet_v3_large``: reduced tail, input in
+    [-1, 1] (its ``image_mean`` and ``image_std`` 0.5)."""
+
+    input_mean = (0.5, 0.5, 0.5)
+    input_std = (0.5, 0.5, 0.5)
+
+    def __init__(self) -> None:
+        super().__init__(reduced_tail=True)
 
 
 def _last_channels(module: nn.Module) -> int:

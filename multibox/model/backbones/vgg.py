@@ -67,3 +67,14 @@ class VGG16Reduced(SequentialBackbone):
         # Pre-ReLU conv outputs are not tappable: the in-place ReLU overwrites them.
         self.out_channels = channels
         self.aliases = {f"{n}_output": n for n in channels}
+
+
+class TorchvisionVGG16(VGG16Reduced):
+    """The VGG-16 of torchvision's ``ssd300_vgg16``: the same layers as :class:`VGG16Reduced` (torchvision patches
+    pool3 to ceil mode and puts the same pool5 / atrous fc6 / fc7 after conv5_3), with torchvision's input
+    normalisation: RGB pixels in 0..255 minus (122.99925, 116.9991, 103.9992), i.e. its ``image_mean``
+    (0.48235, 0.45882, 0.40784) and ``image_std`` 1/255 in 0..1 units.
+    """
+
+    input_mean = (0.48235, 0.45882, 0.40784)
+    input_std = (1.0 / 255, 1.0 / 255, 1.0 / 255)
