@@ -9,6 +9,7 @@ import sys
 from multibox import __version__
 from multibox.cli_args import OneLineParser, fraction, overlap, port, positive_float, positive_int
 from multibox.cli_export import add_export_command, run_export
+from multibox.cli_weights import add_weights_command, run_weights
 
 
 def _add_data_commands(sub: argparse._SubParsersAction) -> None:
@@ -125,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_commands(sub)
     _add_data_commands(sub)
     add_export_command(sub)
+    add_weights_command(sub)
     _add_serve_command(sub)
     inspect = sub.add_parser("inspect", help="inspect networks").add_subparsers(dest="inspect_command")
     inspect.required = True
@@ -391,6 +393,8 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return _inspect_model(args)
     if args.command == "export":
         return run_export(args)
+    if args.command == "weights":
+        return run_weights(args)
     if args.command == "serve":
         return _serve(args)
     parser.print_help()

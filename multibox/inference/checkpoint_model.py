@@ -25,6 +25,13 @@ def load_checkpoint_model(
     """As :func:`load_detector`, plus the checkpoint's network description ``{"name", "num_classes",
     "data_shape", "options"}``."""
     state = read_checkpoint(checkpoint)
+    model = model_from_checkpoint(state, str(checkpoint))
+    return model.to(device).eval(), list(state["class_names"]), dict(state["network"])
+
+
+def model_from_checkpoint(state: dict, source: str = "the checkpoint") -> torch.nn.Module:
+    """The SSD a checkpoint dict (:func:`multibox.checkpoint.make_checkpoint`) describes, with its weights and
+    detection settings; a :class:`DataError` naming ``source`` when the weights do not fit."""
     network = state["network"]
     model = build_ssd(
         network["name"], network["num_classes"], network["data_shape"], **(network.get("options") or {})
@@ -33,8 +40,8 @@ def load_checkpoint_model(
         model.load_state_dict(state["model"])
     except RuntimeError as error:
         raise DataError(
-            f"{checkpoint}: its weights do not fit a {network['name']} network of {network['num_classes']} "
+            f"{source}: its weights do not fit a {network['name']} network of {network['num_classes']} "
             f"classes at {network['data_shape']} ({str(error).splitlines()[0][:200]}); the file is damaged"
         ) from error
     model.detection = DetectionSettings.from_dict(state.get("detection"))
-    return model.to(device).eval(), list(state["class_names"]), dict(network)
+    return model
