@@ -19,7 +19,13 @@ LAYERS = (  # lowest first; a room imports itself and rooms of lower layers only
     ("serve",),
     ("cli",),
 )
-ROOM_OF_FILE = {"cli_args": "cli", "cli_export": "cli", "demo_ops": "cli", "__main__": "cli"}
+ROOM_OF_FILE = {
+    "cli_args": "cli",
+    "cli_export": "cli",
+    "cli_weights": "cli",
+    "demo_ops": "cli",
+    "__main__": "cli",
+}
 LAYER_OF_ROOM = {room: layer for layer, rooms in enumerate(LAYERS) for room in rooms}
 
 

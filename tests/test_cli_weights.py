@@ -4,6 +4,7 @@ wrong or mismatched file ends in one line (no network: downloads are made to fai
 from __future__ import annotations
 
 import urllib.error
+from pathlib import Path
 
 import pytest
 import torch
@@ -113,3 +114,21 @@ def test_offline_download_says_what_to_fetch(monkeypatch, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "could not fetch SSD300_VGG16_Weights.COCO_V1" in err
     assert "download https://download.pytorch.org/models/ssd300_vgg16_coco" in err
+
+
+def test_torch_hub_loads_the_entry_points_from_a_clone(ssdlite_file, tmp_path):
+    repo = Path(__file__).resolve().parents[1]
+    untrained = torch.hub.load(str(repo), "ssdlite320_mobilenet_v3_large", source="local", pretrained=False)
+    assert len(untrained.class_names) == 90 and untrained.data_shape == (320, 320)
+    out = tmp_path / "lite.pt"
+    assert (
+        main(
+            ["weights", "import", str(ssdlite_file), "--from", "torchvision:ssdlite320_mobilenet_v3_large"]
+            + ["--out", str(out)]
+        )
+        == 0
+    )
+    loaded = torch.hub.load(str(repo), "from_checkpoint", source="local", path=str(out))
+    expected = load_checkpoint_model(out)[0]
+    for name, tensor in expected.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], tensor), name
