@@ -28,6 +28,8 @@ from multibox.model.backbones import (
     TorchvisionVGG16,
     VGG16Reduced,
 )
+from multibox.model.backbones.inception_mxnet import MXNetInceptionV3
+from multibox.model.backbones.resnet_v2 import ResNetV2
 
 logger = logging.getLogger(__name__)
 
@@ -282,12 +284,23 @@ register_network(
         torchvision_weights="ResNet101_Weights",
     )
 )
+# the original's own ResNets: pre-activation v2, taps the raw residual sums (multibox.model.import_mxnet)
+register_network(NetworkSpec("resnet50_v2", partial(ResNetV2, 50), _six(["_plus12", "_plus15"])))
+register_network(NetworkSpec("resnet101_v2", partial(ResNetV2, 101), _six(["_plus29", "_plus32"])))
 register_network(
     NetworkSpec(
         "inceptionv3",
         InceptionV3,
         _six(["ch_concat_mixed_7_chconcat", "ch_concat_mixed_10_chconcat"]),
         torchvision_weights="Inception_V3_Weights",
+    )
+)
+# the original's own Inception-v3: BN scales held at 1, a max-pooled mixed_10 (multibox.model.import_mxnet)
+register_network(
+    NetworkSpec(
+        "inceptionv3_mxnet",
+        MXNetInceptionV3,
+        _six(["ch_concat_mixed_7_chconcat", "ch_concat_mixed_10_chconcat"]),
     )
 )
 register_network(
