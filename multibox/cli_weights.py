@@ -51,7 +51,8 @@ def run_weights(args: argparse.Namespace) -> int:
     print(
         f"wrote {out}: {network['name']} at {network['data_shape']} px, {network['num_classes']} classes "
         f"({', '.join(state['class_names'][:4])}, ...); decoding: score >= {detection['threshold']}, "
-        f"NMS {detection['nms_threshold']}, top {detection['nms_topk']}, {detection['max_detections']} per image"
+        f"NMS {detection['nms_threshold']}, top {detection['nms_topk']}, "
+        f"{detection['max_detections'] or 'a row per anchor'} per image"
     )
     return 0
 

@@ -28,6 +28,11 @@ class PretrainedSource:
     licence: str
     download: bool  # fetched by multibox (through torchvision) when asked; else a file to import
 
+    @property
+    def mxnet_network(self) -> str:
+        """The original's ``--network`` name of an ``mxnet:`` source (``mxnet:ssd_resnet50_512`` -> resnet50)."""
+        return self.name.removeprefix("mxnet:ssd_").rsplit("_", 1)[0]
+
 
 PRETRAINED = {
     source.name: source
@@ -66,7 +71,7 @@ PRETRAINED = {
         ),
         PretrainedSource(
             "mxnet:ssd_resnet50_512",
-            "resnet50",
+            "resnet50_v2",
             "VOC07+12 trainval (20 VOC classes)",
             "VOC07 test mAP 78.9 (apache/mxnet example/ssd README)",
             "Apache-2.0 (apache/mxnet)",
@@ -74,7 +79,7 @@ PRETRAINED = {
         ),
         PretrainedSource(
             "mxnet:ssd_inceptionv3_512",
-            "inceptionv3",
+            "inceptionv3_mxnet",
             "VOC07+12 trainval (20 VOC classes)",
             "VOC07 test mAP 78.9 (apache/mxnet example/ssd README)",
             "Apache-2.0 (apache/mxnet)",
@@ -93,7 +98,7 @@ def pretrained_checkpoint(name: str) -> dict:
     if not source.download:
         raise ConfigError(
             f"{name} is not downloaded by multibox: download the original's model files and run "
-            f"`multibox weights import PREFIX-0000.params --from mxnet --network {source.network} ...`"
+            f"`multibox weights import PREFIX-0000.params --from mxnet --network {source.mxnet_network} ...`"
         )
     from multibox.model.import_torchvision import torchvision_checkpoint
 

@@ -86,7 +86,9 @@ def test_a_truncated_checkpoint_is_a_clear_error(tmp_path):
     data = path.read_bytes()
     for cut in (len(data) // 2, len(data) - 100, 64):
         path.write_bytes(data[:cut])
-        with pytest.raises(DataError, match="cannot read checkpoint .*epoch_0001.pt: the file is truncated or damaged"):
+        with pytest.raises(
+            DataError, match="cannot read checkpoint .*epoch_0001.pt: the file is truncated or damaged"
+        ):
             read_checkpoint(path)
 
 

@@ -11,6 +11,7 @@ from multibox.engine.optim import freeze_parameters, freeze_pattern
 from multibox.engine.train import train
 from multibox.engine.train_setup import build_model
 from multibox.errors import ConfigError
+from multibox.inference.checkpoint_model import model_from_checkpoint
 from multibox.model import build_ssd
 
 SOURCE_CLASSES = ["star", "dog", "circle", "cat"]
@@ -95,3 +96,33 @@ def test_named_freeze_choices(freeze, trainable):
         n for n in names if trainable(n)
     ]
     assert TrainConfig(**FAST, freeze=freeze).checked().freeze == freeze
+
+
+def test_a_coco_layout_detector_fine_tuned_onto_some_of_its_classes_predicts_them_as_before(tmp_path):
+    import torchvision
+
+    from multibox.model.import_torchvision import checkpoint_of
+
+    torch.manual_seed(5)
+    coco = torchvision.models.detection.ssdlite320_mobilenet_v3_large(
+        weights=None, weights_backbone=None
+    ).eval()
+    state = checkpoint_of(coco)  # torchvision's 91-index COCO layout: class i is COCO category id i + 1
+    path = atomic_save(state, tmp_path / "coco.pt")
+    source = model_from_checkpoint(state).eval()
+    ours = ["dog", "person", "platelet", "car"]  # three COCO classes and a new one
+    config = TrainConfig(
+        **{**FAST, "network": "torchvision_ssdlite320_mobilenet_v3_large", "data_shape": 320},
+        finetune=str(path),
+    )
+    model = build_model(config.checked(), ours, rank=0).eval()
+    images = torch.randint(0, 256, (1, 3, 320, 320), dtype=torch.uint8)
+    with torch.no_grad():
+        (source_loc, source_cls), (loc, cls) = source(images), model(images)
+    torch.testing.assert_close(loc, source_loc, rtol=0, atol=0)
+    names = state["class_names"]
+    close = dict(rtol=1e-5, atol=1e-6 * float(source_cls.abs().max()))  # a conv of other width rounds apart
+    for row, name in enumerate(ours, start=1):
+        if name in names:
+            torch.testing.assert_close(cls[:, row], source_cls[:, names.index(name) + 1], **close)
+    torch.testing.assert_close(cls[:, 0], source_cls[:, 0], **close)  # background
