@@ -66,8 +66,9 @@ def build_parts(config: TrainConfig, dist: DistributedContext) -> TrainingParts:
     out_dir = Path(config.out_dir)
     if dist.rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
+    config, source = finetune_source(config)  # a fine-tune keeps its detector's network_options
     train_set, val_set = load_datasets(config, dist.rank)
-    model = build_model(config, list(train_set.class_names), dist.rank).to(dist.device)
+    model = build_model(config, list(train_set.class_names), dist.rank, source).to(dist.device)
     if config.channels_last:
         model.to(memory_format=torch.channels_last)
     batch_size = per_rank_batch_size(config, dist.world_size)
@@ -119,9 +120,13 @@ def load_datasets(config: TrainConfig, rank: int):
     return train_set, val_set
 
 
-def build_model(config: TrainConfig, class_names: list[str], rank: int) -> torch.nn.Module:
-    """The SSD of ``config.network`` for ``class_names``, started from ``config.finetune`` when given, with the
-    configured parameters frozen."""
+def build_model(
+    config: TrainConfig, class_names: list[str], rank: int, source: dict | None = None
+) -> torch.nn.Module:
+    """The SSD of ``config.network`` for ``class_names``, started from ``config.finetune`` (its checkpoint
+    ``source``, read here when not given) when set, with the configured parameters frozen."""
+    if config.finetune and source is None:
+        config, source = finetune_source(config)
     try:
         model = build_ssd(
             config.network,
@@ -137,8 +142,11 @@ def build_model(config: TrainConfig, class_names: list[str], rank: int) -> torch
     model.detection = model.detection.replace(
         nms_threshold=config.nms_threshold, nms_topk=config.nms_topk, per_class=config.per_class_detection
     )
-    if config.finetune:
-        _start_from_detector(model, config, class_names, rank)
+    if source is not None:
+        transfer = transfer_detector_weights(
+            model, source["model"], source["class_names"], class_names, source=str(config.finetune)
+        )
+        log(f"fine-tuning {config.finetune}: {transfer.summary()}", rank)
     freeze = freeze_pattern(config.freeze, network_spec(config.network).freeze)
     frozen = freeze_parameters(model, freeze)
     if frozen:
@@ -146,21 +154,25 @@ def build_model(config: TrainConfig, class_names: list[str], rank: int) -> torch
     return model
 
 
-def _start_from_detector(
-    model: torch.nn.Module, config: TrainConfig, class_names: list[str], rank: int
-) -> None:
-    """Every weight of the ``finetune`` checkpoint's detector; class-head rows follow the class names."""
+def finetune_source(config: TrainConfig) -> tuple[TrainConfig, dict | None]:
+    """``config`` with the ``finetune`` detector's network_options (its input normalisation and layout must
+    be kept), and that checkpoint; ``config, None`` without ``finetune``."""
+    if not config.finetune:
+        return config, None
     state = read_checkpoint(config.finetune)
     network = state["network"]
+    options = dict(network.get("options") or {})
     if network["name"] != config.network:
         raise ConfigError(
-            f"finetune {config.finetune} is a {network['name']} detector; set network={network['name']} "
-            f"(and its network_options {network.get('options') or {}}) to fine-tune it"
+            f"finetune {config.finetune} is a {network['name']} detector; set network={network['name']} to "
+            "fine-tune it"
         )
-    transfer = transfer_detector_weights(
-        model, state["model"], state["class_names"], class_names, source=str(config.finetune)
-    )
-    log(f"fine-tuning {config.finetune}: {transfer.summary()}", rank)
+    if config.network_options and dict(config.network_options) != options:
+        raise ConfigError(
+            f"finetune {config.finetune} was built with network_options {options}, not "
+            f"{dict(config.network_options)}: leave network_options out to take the detector's"
+        )
+    return config.replace(network_options=options), state
 
 
 def loss_module(config: TrainConfig, model: torch.nn.Module) -> SSDLoss:

@@ -126,3 +126,17 @@ def test_a_coco_layout_detector_fine_tuned_onto_some_of_its_classes_predicts_the
         if name in names:
             torch.testing.assert_close(cls[:, row], source_cls[:, names.index(name) + 1], **close)
     torch.testing.assert_close(cls[:, 0], source_cls[:, 0], **close)  # background
+
+
+def test_a_fine_tune_keeps_the_detectors_input_normalisation(tmp_path):
+    options = {"image_mean": [0.4, 0.5, 0.6], "image_std": [0.2, 0.25, 0.3]}  # e.g. an imported detector's
+    source = build_ssd("tiny", 2, 64, **options)
+    network = network_description("tiny", 2, 64, options)
+    state = make_checkpoint(source.state_dict(), ["circle", "dog"], network, source.detection.to_dict())
+    path = atomic_save(state, tmp_path / "normalised.pt")
+    model = build_model(TrainConfig(**FAST, finetune=str(path)).checked(), SHAPES, rank=0)
+    torch.testing.assert_close(model.input_scale, source.input_scale)
+    torch.testing.assert_close(model.input_shift, source.input_shift)
+    other = TrainConfig(**FAST, finetune=str(path), network_options={"image_std": [1.0, 1.0, 1.0]}).checked()
+    with pytest.raises(ConfigError, match="was built with network_options .*leave network_options out"):
+        build_model(other, SHAPES, rank=0)
