@@ -6,10 +6,10 @@ import argparse
 import os
 import sys
 
-from multibox import __version__
 from multibox.cli_args import OneLineParser, fraction, overlap, port, positive_float, positive_int
 from multibox.cli_export import add_export_command, run_export
 from multibox.cli_weights import add_weights_command, run_weights
+from multibox.version import __version__
 
 
 def _add_data_commands(sub: argparse._SubParsersAction) -> None:

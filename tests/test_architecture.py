@@ -9,7 +9,7 @@ from pathlib import Path
 PACKAGE_DIR = Path(__file__).resolve().parents[1] / "multibox"
 
 LAYERS = (  # lowest first; a room imports itself and rooms of lower layers only, never a room beside it
-    ("__init__", "errors", "viz"),  # the version, the errors a user can cause, drawing (Pillow only)
+    ("version", "errors", "viz"),  # the version, the errors a user can cause, drawing (Pillow only)
     ("checkpoint",),  # the checkpoint file format
     ("ops",),
     ("model", "data"),
@@ -18,6 +18,7 @@ LAYERS = (  # lowest first; a room imports itself and rooms of lower layers only
     ("deploy",),
     ("serve",),
     ("cli",),
+    ("__init__",),  # the package's front door: multibox.from_pretrained, imported on first use
 )
 ROOM_OF_FILE = {
     "cli_args": "cli",

@@ -11,9 +11,13 @@ import torch
 import torchvision
 from PIL import Image
 
+import multibox
 from multibox.cli import main
 from multibox.inference import load_checkpoint_model
-from multibox.inference.pretrained import PRETRAINED, from_pretrained
+from multibox.inference.pretrained import PRETRAINED
+
+TINY_PARAMS = Path(__file__).parent / "fixtures" / "mxnet_params" / "tiny-0000.params"  # MXNet wrote it
+MXNET_VGG300 = ["--network", "vgg16_reduced", "--data-shape", "300", "--class-names", "{text}"]
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +53,9 @@ def test_a_torchvision_file_becomes_a_checkpoint_that_detect_and_python_read(ssd
     assert "NMS 0.55, top 300, 300 per image" in said  # SSDLite's own post-processing, not SSD300's
     model, names, network = load_checkpoint_model(out)
     assert network["name"] == "torchvision_ssdlite320_mobilenet_v3_large" and len(names) == 90
-    pretrained = from_pretrained(out)
+    pretrained = multibox.from_pretrained(
+        out
+    )  # the front door: multibox.inference.pretrained.from_pretrained
     assert pretrained.class_names == names and not pretrained.training
     photo = tmp_path / "photo.jpg"
     Image.new("RGB", (200, 150), (120, 90, 60)).save(photo)
@@ -73,6 +79,12 @@ def test_a_torchvision_file_becomes_a_checkpoint_that_detect_and_python_read(ssd
         (["{root}/m-0000.params", "--from", "mxnet"], 1, "m-0000.params does not exist"),
         (["{params}", "--from", "mxnet"], 2, "needs --network, --data-shape, --class-names"),
         (["torchvision:yolo"], 2, "unknown pretrained source 'torchvision:yolo'"),
+        (["{params}", "--from", "mxnet", *MXNET_VGG300], 1, "m-0001.params"),  # damaged bytes
+        (
+            ["{tiny_params}", "--from", "mxnet", *MXNET_VGG300],
+            1,
+            "tiny-0000.params",
+        ),  # another network's arrays
         (["mxnet:ssd_vgg16_reduced_300"], 2, "is not downloaded by multibox: download the original's model"),
     ],
 )
@@ -81,7 +93,13 @@ def test_a_wrong_or_mismatched_file_is_one_line(arguments, code, named, ssdlite_
     text.write_text("not weights\n")
     params = tmp_path / "m-0001.params"
     params.write_bytes(b"\x12\x01" + bytes(30))
-    values = {"ssdlite": ssdlite_file, "text": text, "root": tmp_path, "params": params}
+    values = {
+        "ssdlite": ssdlite_file,
+        "text": text,
+        "root": tmp_path,
+        "params": params,
+        "tiny_params": TINY_PARAMS,
+    }
     filled = [a.format(**values) for a in arguments]
     assert main(["weights", "import", *filled, "--out", str(tmp_path / "out.pt")]) == code
     err = capsys.readouterr().err

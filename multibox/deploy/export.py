@@ -8,12 +8,12 @@ from pathlib import Path
 
 import torch
 
-from multibox import __version__
 from multibox.deploy.deployable import DeployableSSD
 from multibox.deploy.formats import export_format
 from multibox.deploy.parity import Agreement, compare_detections
 from multibox.inference.checkpoint_model import load_checkpoint_model
 from multibox.model.detection_settings import DetectionSettings
+from multibox.version import __version__
 
 
 @dataclass

@@ -204,7 +204,10 @@ def mxnet_checkpoint(
     classes)."""
     names = list(VOC_CLASSES if class_names is None else class_names)
     arg, aux = read_mxnet_checkpoint_params(params_path)
-    model = import_mxnet_params(arg, aux, network, len(names), data_shape, detection=detection)
+    try:
+        model = import_mxnet_params(arg, aux, network, len(names), data_shape, detection=detection)
+    except DataError as error:
+        raise DataError(f"{os.fspath(params_path)}: {error}") from error
     description = network_description(
         multibox_network(network), len(names), data_shape, mxnet_network_options()
     )

@@ -13,10 +13,10 @@ from fastapi import FastAPI, File, HTTPException, Query, UploadFile
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from multibox import __version__
 from multibox.inference.detections import Detector, detections_to_json
 from multibox.serve.uploads import BodyLimit, UploadError, decode_image
 from multibox.serve.worker import Busy, InferenceWorker
+from multibox.version import __version__
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 FORM_OVERHEAD = 64 * 1024

@@ -40,7 +40,7 @@ def test_open_detector_picks_the_runner_by_suffix(tmp_path):
     fake.write_bytes(b"not a model")
     with pytest.raises(DataError, match="not a TorchScript file"):
         open_detector(fake)
-    with pytest.raises(DataError, match="not a PyTorch checkpoint"):
+    with pytest.raises(DataError, match="is not a file torch.save wrote"):
         open_detector(fake.rename(tmp_path / "fake.pt"))
 
 
