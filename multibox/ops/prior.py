@@ -32,13 +32,7 @@ def multibox_prior(
         ``(H * W * A, 4)`` corner boxes ``[x1, y1, x2, y2]`` normalised to the image, row-major over
         ``(y, x, anchor)``. Computed in float32 (as the original) and cast to ``dtype``.
     """
-    if len(feature_shape) != 2:
-        raise ValueError(f"feature_shape must be (H, W), got {tuple(feature_shape)}")
-    height, width = (int(v) for v in feature_shape)
-    if height <= 0 or width <= 0:
-        raise ValueError(f"feature_shape must be positive, got {(height, width)}")
-    sizes = check_positive_floats("sizes", sizes)
-    ratios = check_positive_floats("ratios", ratios)
+    height, width, sizes, ratios = _checked_layout(feature_shape, sizes, ratios)
     if len(steps) != 2 or len(offsets) != 2:
         raise ValueError(f"steps and offsets must be (y, x) pairs, got {tuple(steps)} and {tuple(offsets)}")
     if any(not 0.0 <= float(o) <= 1.0 for o in offsets):
@@ -103,13 +97,7 @@ def default_boxes(
         ``(y, x, anchor)``, float32 (cast to ``dtype``); times the image size they are torchvision's pixel
         anchors bit for bit.
     """
-    if len(feature_shape) != 2:
-        raise ValueError(f"feature_shape must be (H, W), got {tuple(feature_shape)}")
-    height, width = (int(v) for v in feature_shape)
-    if height <= 0 or width <= 0:
-        raise ValueError(f"feature_shape must be positive, got {(height, width)}")
-    sizes = check_positive_floats("sizes", sizes)
-    ratios = check_positive_floats("ratios", ratios)
+    height, width, sizes, ratios = _checked_layout(feature_shape, sizes, ratios)
     if len(steps) != 2 or (steps[0] > 0) != (steps[1] > 0):
         raise ValueError(f"steps must be a (y, x) pair, both positive or both automatic, got {tuple(steps)}")
     # torchvision divides the centres by the number of steps across the image (or the map size)
@@ -134,3 +122,15 @@ def default_boxes(
     half = 0.5 * wh
     boxes = torch.cat(torch.broadcast_tensors(centers - half, centers + half), dim=-1).reshape(-1, 4)
     return boxes.to(dtype) if dtype is not None else boxes
+
+
+def _checked_layout(
+    feature_shape: Sequence[int], sizes, ratios
+) -> tuple[int, int, tuple[float, ...], tuple[float, ...]]:
+    """``(H, W)`` as positive ints and the sizes and ratios as positive floats, or a ValueError naming them."""
+    if len(feature_shape) != 2:
+        raise ValueError(f"feature_shape must be (H, W), got {tuple(feature_shape)}")
+    height, width = (int(v) for v in feature_shape)
+    if height <= 0 or width <= 0:
+        raise ValueError(f"feature_shape must be positive, got {(height, width)}")
+    return height, width, check_positive_floats("sizes", sizes), check_positive_floats("ratios", ratios)
