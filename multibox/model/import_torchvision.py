@@ -253,14 +253,14 @@ def _class_names(num_outputs: int, class_names, spec: Architecture) -> list[str]
         categories = getattr(detection, spec.weights).COCO_V1.meta["categories"]
         if num_outputs != len(categories):
             raise ConfigError(
-                f"the model has {num_outputs} outputs, not COCO's {len(categories)}: pass class_names "
-                f"({num_outputs - 1} names, background excluded)"
+                f"the model has {num_outputs} outputs, not COCO's {len(categories)}: give its class names "
+                f"(--class-names FILE, or class_names=; {num_outputs - 1} names, background excluded)"
             )
         return list(categories[1:])
     names = [str(n) for n in class_names]
     if len(names) != num_outputs - 1:
         raise ConfigError(
-            f"{len(names)} class_names for a model of {num_outputs} outputs: give {num_outputs - 1} "
+            f"{len(names)} class names for a model of {num_outputs} outputs: give {num_outputs - 1} "
             "(background excluded)"
         )
     return names

@@ -271,7 +271,7 @@ def test_other_classes_and_input_normalisation_survive_the_checkpoint(tmp_path):
         weights=None, weights_backbone=None, num_classes=3, image_mean=mean, image_std=std
     )
     tv_model.eval()
-    with pytest.raises(ConfigError, match="pass class_names"):
+    with pytest.raises(ConfigError, match="give its class names"):
         import_torchvision_ssd(tv_model)
     with pytest.raises(ConfigError, match="give 2"):
         import_torchvision_ssd(tv_model, class_names=["a", "b", "c"])
