@@ -10,8 +10,8 @@ checkpoint from a torchvision weights name or file, which :func:`multibox.infere
 rebuilds by network name.
 
 Classes: torchvision's output ``k`` (``k = 0`` background) is multibox class ``k - 1``; for COCO_V1 the names
-are the weights' ``categories`` without ``__background__``, the ten ``"N/A"`` slots kept, so class ``i`` is COCO
-category id ``i + 1`` as in torchvision.
+are the weights' ``categories`` without ``__background__``, the ten ``"N/A"`` slots kept as ``"N/A <id>"`` (names
+must be unique), so class ``i`` is COCO category id ``i + 1`` as in torchvision.
 
 Remaining differences, all at float32 rounding level: multibox decodes in normalised coordinates (torchvision
 in pixels), its L2 normalisation (SSD300) adds 1e-10 under the root (torchvision clamps the norm at 1e-12), its
@@ -256,7 +256,8 @@ def _class_names(num_outputs: int, class_names, spec: Architecture) -> list[str]
                 f"the model has {num_outputs} outputs, not COCO's {len(categories)}: give its class names "
                 f"(--class-names FILE, or class_names=; {num_outputs - 1} names, background excluded)"
             )
-        return list(categories[1:])
+        # the unused COCO ids are all "N/A": named apart (with the id) so every class name is unique
+        return [f"N/A {k}" if name == "N/A" else name for k, name in enumerate(categories[1:], start=1)]
     names = [str(n) for n in class_names]
     if len(names) != num_outputs - 1:
         raise ConfigError(

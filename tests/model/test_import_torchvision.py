@@ -189,7 +189,9 @@ def test_every_tensor_maps_and_the_settings_are_torchvision_s(arch, tv_model, im
         assert torch.equal(ours[our_key].flatten(), theirs[their_key].flatten()), our_key
     # COCO_V1's 91 outputs: background dropped, the "N/A" slots kept, so class i is torchvision's label i + 1
     categories = SSD300_VGG16_Weights.COCO_V1.meta["categories"]
-    assert names == categories[1:] and names[0] == "person" and names[11] == "N/A"
+    unused = [k for k, name in enumerate(categories) if name == "N/A"]  # COCO ids without a category
+    assert names == [f"N/A {k}" if k in unused else categories[k] for k in range(1, 91)]
+    assert names[0] == "person" and names[11] == "N/A 12" and len(set(names)) == 90
     d = model.detection
     assert (d.threshold, d.nms_threshold, d.nms_topk, d.max_detections) == (
         tv_model.score_thresh,
