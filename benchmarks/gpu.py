@@ -3,7 +3,7 @@
 Three sections, each under a hard time cap (``--budget``), printed as one table (and written as JSON with
 ``--out``):
 
-* training: images/s of the training step of ``multibox/engine/train.py`` (``SSDLoss`` forward under autocast,
+* training: images/s of ``multibox.engine.trainer.Trainer.run_step`` (``SSDLoss`` forward under autocast,
   finiteness checks, backward, SGD step, the epoch metric) for vgg16_reduced at 300 and efficientnet_lite0 at
   320, batch 32 and 64, AMP (bf16 autocast) off and on, channels_last, ``cudnn.benchmark``. "end to end" feeds
   it from the real loader (``make_loader`` with ``TrainAugmentation``, uint8 batches normalised on the device,
@@ -48,9 +48,11 @@ from _ops_cases import IMAGE_SIZE, SSD300_LAYERS, make_case  # noqa: E402
 from _ops_timing import measure  # noqa: E402
 
 from multibox.data import TrainAugmentation, load_dataset, make_loader  # noqa: E402
+from multibox.engine.distributed import DistributedContext  # noqa: E402
+from multibox.engine.hooks import EpochMetrics  # noqa: E402
 from multibox.engine.optim import build_optimizer, freeze_parameters  # noqa: E402
-from multibox.engine.train_metrics import MultiBoxMetric  # noqa: E402
 from multibox.engine.train_setup import SSDLoss  # noqa: E402
+from multibox.engine.trainer import Batch, Trainer  # noqa: E402
 from multibox.model import build_ssd, network_spec  # noqa: E402
 from multibox.ops import (  # noqa: E402
     decode_boxes,
@@ -58,7 +60,6 @@ from multibox.ops import (  # noqa: E402
     multibox_detection,
     multibox_prior,
     multibox_target,
-    smooth_l1,
 )
 from multibox.ops.boxes import VARIANCES  # noqa: E402
 
@@ -209,43 +210,39 @@ def default_freeze(network: str) -> str | None:
     return network_spec(network).freeze
 
 
-class Trainer:
-    """One network's model, loss module, optimiser and metric; ``step`` is ``train._step`` without the
-    scheduler and the non-finite bookkeeping."""
+class BenchTrainer:
+    """One network under the engine's own :class:`~multibox.engine.trainer.Trainer` step (loss under autocast,
+    the non-finite check, backward, optimiser step) and its epoch-metric hook; ``step`` runs it on a batch."""
 
     def __init__(self, network: str, num_classes: int, data_shape: int, device: torch.device) -> None:
         model = build_ssd(network, num_classes, data_shape)
         freeze_parameters(model, default_freeze(network))
-        self.model = model.to(device).to(memory_format=torch.channels_last).train()
-        self.loss = SSDLoss(
-            self.model, negative_mining_ratio=3.0, minimum_negative_samples=0, normalization="valid"
+        model = model.to(device).to(memory_format=torch.channels_last).train()
+        loss = SSDLoss(model, negative_mining_ratio=3.0, minimum_negative_samples=0, normalization="valid")
+        optimizer = build_optimizer(model, "sgd", lr=0.002, momentum=0.9, weight_decay=5e-4)
+        self.metrics = EpochMetrics()
+        self.trainer = Trainer(
+            model,
+            loss,
+            optimizer,
+            None,
+            DistributedContext(device=device),
+            1,
+            channels_last=True,
+            hooks=[self.metrics],
         )
-        self.optimizer = build_optimizer(self.model, "sgd", lr=0.002, momentum=0.9, weight_decay=5e-4)
-        self.metric = MultiBoxMetric()
         self.device = device
         self.nonfinite = 0
 
     def prepare(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        images = images.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-        return images, labels.to(self.device, non_blocking=True)
+        return self.trainer.prepare_images(images), labels.to(self.device, non_blocking=True)
 
     def step(self, images: torch.Tensor, labels: torch.Tensor, autocast) -> None:
-        with autocast:
-            out = self.loss(images, labels)
-        self.optimizer.zero_grad(set_to_none=True)
-        finite = bool(torch.isfinite(out["loss"]))
-        if finite:
-            out["loss"].backward()
-            grads = [p for p in self.model.parameters() if p.grad is not None]
-            finite = bool(torch.isfinite(torch.nn.utils.clip_grad_norm_(grads, max_norm=math.inf)))
-        if not finite:
-            self.nonfinite += 1
-            self.optimizer.zero_grad(set_to_none=True)
-            return
-        self.optimizer.step()
-        positive = out["loc_mask"] != 0
-        residual = out["loc_preds"].detach().reshape(positive.shape)[positive] - out["loc_target"][positive]
-        self.metric.update(out["cls_preds"].detach(), out["cls_target"], smooth_l1(residual.float()))
+        trainer = self.trainer
+        trainer.autocast, trainer.batch = autocast, Batch(images, labels, [])
+        trainer.run_step()
+        self.metrics.after_step()
+        self.nonfinite += not trainer.step_finite
 
 
 def synchronize(device: torch.device) -> None:
@@ -254,7 +251,7 @@ def synchronize(device: torch.device) -> None:
 
 
 def timed_steps(
-    trainer: Trainer, feed, autocast, warmup: int, steps: int, budget: Budget
+    trainer: BenchTrainer, feed, autocast, warmup: int, steps: int, budget: Budget
 ) -> tuple[int, int, float]:
     """(steps timed, images, seconds) of ``steps`` steps after ``warmup``; ``feed()`` gives a device batch."""
     for _ in range(warmup):
@@ -276,7 +273,7 @@ def autocast_for(device: torch.device, amp: bool):
     return torch.autocast(device.type, dtype=torch.bfloat16) if amp else nullcontext()
 
 
-def bench_config(args, trainer: Trainer, loader, fixed: tuple, row: dict, budget: Budget) -> dict:
+def bench_config(args, trainer: BenchTrainer, loader, fixed: tuple, row: dict, budget: Budget) -> dict:
     """One (network, batch, AMP) row: the fixed-batch run (which also warms up cuDNN's autotuning and the
     allocator), then the end-to-end run from a fresh loader iterator (an empty prefetch queue)."""
     device = trainer.device
@@ -326,7 +323,7 @@ def bench_training(args, dataset, device, budget: Budget) -> list[dict]:
                 continue
             try:
                 if trainer is None:
-                    trainer = Trainer(network, num_classes, data_shape, device)
+                    trainer = BenchTrainer(network, num_classes, data_shape, device)
                 # the fixed batch from a loader without workers: no worker busy during the fixed-batch run
                 images, labels, _ = next(iter(training_loader(dataset, batch, data_shape, 0, False)))
                 fixed = trainer.prepare(images, labels)
