@@ -8,13 +8,12 @@ dependencies = ["torch", "torchvision", "numpy", "PIL"]
 
 
 def _torchvision_ssd(arch: str, pretrained: bool):
-    from multibox.inference.checkpoint_model import model_from_checkpoint
+    from multibox.inference.pretrained import from_pretrained, ready_model
     from multibox.model.import_torchvision import torchvision_checkpoint
 
-    state = torchvision_checkpoint(arch, "COCO_V1" if pretrained else None)
-    model = model_from_checkpoint(state, f"torchvision:{arch}")
-    model.class_names = list(state["class_names"])
-    return model.eval()
+    if pretrained:
+        return from_pretrained(f"torchvision:{arch}")
+    return ready_model(torchvision_checkpoint(arch, None), f"torchvision:{arch}")
 
 
 def ssd300_vgg16(pretrained: bool = True):

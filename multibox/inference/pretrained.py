@@ -109,9 +109,14 @@ def from_pretrained(source: str | Path, device: str | torch.device = "cpu") -> t
     """A trained SSD in eval mode from a :data:`PRETRAINED` name (``"torchvision:ssd300_vgg16"``) or a multibox
     checkpoint file; its class names are ``model.class_names``."""
     if str(source) in PRETRAINED:
-        state, where = pretrained_checkpoint(str(source)), str(source)
+        state = pretrained_checkpoint(str(source))
     else:
-        state, where = read_checkpoint(source), str(source)
-    model = model_from_checkpoint(state, where)
+        state = read_checkpoint(source)
+    return ready_model(state, str(source)).to(device)
+
+
+def ready_model(state: dict, source: str = "the checkpoint") -> torch.nn.Module:
+    """The SSD of a checkpoint dict in eval mode, with ``model.class_names``."""
+    model = model_from_checkpoint(state, source)
     model.class_names = list(state["class_names"])
-    return model.to(device).eval()
+    return model.eval()
