@@ -12,6 +12,7 @@ import os
 import pickle
 import re
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,18 @@ def load_tensor_file(path: str | Path, what: str = "file", map_location: str | t
         raise
     except Exception as error:  # the unpickler raises many kinds on damaged bytes
         raise _unreadable(path, what, error) from error
+
+
+def load_state_dict_file(path: str | Path, what: str) -> Mapping[str, torch.Tensor]:
+    """The state dict in a weights file (:func:`load_tensor_file`), unwrapped from a ``{"model": ...}`` or
+    ``{"state_dict": ...}`` checkpoint; a :class:`~multibox.errors.DataError` when it holds no mapping."""
+    state = load_tensor_file(path, what)
+    for key in ("model", "state_dict"):
+        if isinstance(state, Mapping) and isinstance(state.get(key), Mapping):
+            state = state[key]
+    if not isinstance(state, Mapping):
+        raise DataError(f"{what} {path} holds a {type(state).__name__}, not a state dict")
+    return state
 
 
 def _unreadable(path: Path, what: str, error: Exception) -> DataError:

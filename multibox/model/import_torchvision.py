@@ -36,7 +36,7 @@ from torchvision.models.detection.ssd import SSD as TorchvisionSSD
 from torchvision.models.detection.ssd import SSDFeatureExtractorVGG, SSDHead
 from torchvision.models.detection.ssdlite import SSDLiteFeatureExtractorMobileNet, SSDLiteHead
 
-from multibox.checkpoint import load_tensor_file, make_checkpoint, network_description
+from multibox.checkpoint import load_state_dict_file, make_checkpoint, network_description
 from multibox.errors import ConfigError, DataError
 from multibox.model.builder import build_ssd
 from multibox.model.detection_settings import DetectionSettings
@@ -156,7 +156,7 @@ def load_torchvision_model(
         return builder(weights=None, weights_backbone=None).eval()
     if not isinstance(weights, Mapping) and not os.path.isfile(weights):
         return _named_weights_model(builder, enum, str(weights))
-    state = weights if isinstance(weights, Mapping) else _read_state_dict(weights)
+    state = weights if isinstance(weights, Mapping) else load_state_dict_file(weights, "torchvision weights")
     if not isinstance(state.get(spec.cls_key), torch.Tensor):
         raise DataError(f"{_what(weights)} is not a torchvision {arch} state dict (it has no {spec.cls_key})")
     num_classes = state[spec.cls_key].shape[0] // spec.cls_anchors
@@ -195,16 +195,6 @@ def _named_weights_model(builder, enum, name: str) -> nn.Module:
             f"download {chosen.url} where the internet is reachable and import that file (multibox weights "
             f"import FILE --from torchvision:ARCH, or weights=FILE)"
         ) from error
-
-
-def _read_state_dict(path: str | os.PathLike) -> Mapping[str, torch.Tensor]:
-    state = load_tensor_file(path, "torchvision weights")
-    for key in ("model", "state_dict"):
-        if isinstance(state, Mapping) and isinstance(state.get(key), Mapping):
-            state = state[key]
-    if not isinstance(state, Mapping):
-        raise DataError(f"{path} holds a {type(state).__name__}, not a state dict")
-    return state
 
 
 # ---------------------------------------------------------------------------------------------- conversion

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 import torch
 
-from multibox.checkpoint import load_tensor_file
+from multibox.checkpoint import load_state_dict_file, load_tensor_file
 from multibox.model.backbones import Backbone
 from multibox.model.backbones.vgg import TORCHVISION_FEATURE_KEYS
 from multibox.model.networks import network_spec
@@ -113,10 +113,7 @@ def resolve_weights(network: str, weights: str | os.PathLike | Mapping[str, torc
     if isinstance(weights, Mapping):
         state = weights
     elif os.path.isfile(weights):
-        state = load_tensor_file(weights, "backbone weights")
-        for key in ("state_dict", "model"):
-            if isinstance(state, Mapping) and key in state and isinstance(state[key], Mapping):
-                state = state[key]
+        state = load_state_dict_file(weights, "backbone weights")
     elif str(weights) == "imagenet" and network == "efficientnet_lite0":
         state = _lite0_package_state_dict()
     elif str(weights) == "imagenet":
