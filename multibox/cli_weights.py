@@ -108,7 +108,9 @@ def _mxnet_checkpoint(path: Path, args: argparse.Namespace, class_names: list[st
 
 
 def _read_class_names(path: str) -> list[str]:
-    names = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    from multibox.data.formats.classes import read_class_names
+
+    names = read_class_names(path)
     if not names:
         raise ConfigError(f"--class-names {path} holds no class name (one per line)")
     return names
