@@ -24,9 +24,9 @@ Every array is copied as is: the original's heads flatten ``(N, A (C+1), H, W)``
 and ``Flatten`` (channel ``a (C+1) + c`` is anchor ``a``, class ``c``; ``4 a + j`` its offset ``j``), which is
 :func:`multibox.model.layers.flatten_predictions`; class 0 is background in both. Input: the original
 subtracts the mean pixels (123, 117, 104) from RGB 0..255 pixels and divides by nothing
-(:data:`MEAN_PIXELS`), set as the SSD's ``image_mean`` / ``image_std``. Decoding: the original's
-``MultiBoxDetection`` (one class per anchor, ``per_class=False``, every anchor's row returned) with deploy.py's
-settings (:data:`MXNET_DEPLOY_DETECTION`: NMS 0.5 across classes, top 400, threshold 0.01) unless another
+(``backbones.base.CAFFE_MEAN``, ``PIXEL_STD``), set as the SSD's ``image_mean`` / ``image_std``. Decoding: the
+original's ``MultiBoxDetection`` (one class per anchor, ``per_class=False``, every anchor's row returned) with
+deploy.py's settings (:data:`MXNET_DEPLOY_DETECTION`: NMS 0.5 across classes, top 400, threshold 0.01) unless another
 :class:`~multibox.model.DetectionSettings` is given (:data:`MXNET_EVALUATE_DETECTION` is evaluate.py's).
 """
 
@@ -41,13 +41,13 @@ import torch
 
 from multibox.checkpoint import make_checkpoint, network_description
 from multibox.errors import ConfigError, DataError
+from multibox.model.backbones.base import CAFFE_MEAN, PIXEL_STD
 from multibox.model.builder import build_ssd
 from multibox.model.detection_settings import DetectionSettings
 from multibox.model.mxnet_params import read_mxnet_checkpoint_params
 from multibox.model.ssd import SSD
 
 __all__ = [
-    "MEAN_PIXELS",
     "MXNET_DEPLOY_DETECTION",
     "MXNET_EVALUATE_DETECTION",
     "NETWORKS",
@@ -66,7 +66,6 @@ NETWORKS = {
     "resnet101": "resnet101_v2",
     "inceptionv3": "inceptionv3_mxnet",
 }
-MEAN_PIXELS = (123.0, 117.0, 104.0)  # the original's --mean-r/g/b, on 0..255 RGB pixels, no std
 # deploy.py's symbol (--nms 0.5, force_suppress on, --topk 400) with MultiBoxDetection's own threshold / clip
 MXNET_DEPLOY_DETECTION = DetectionSettings(
     threshold=0.01,
@@ -116,7 +115,7 @@ _SHOWN = 4  # names listed per kind of problem in an error
 
 def mxnet_network_options() -> dict:
     """The network options of an imported model: the original's input normalisation in 0..1 units."""
-    return {"image_mean": [m / 255.0 for m in MEAN_PIXELS], "image_std": [1.0 / 255.0] * 3}
+    return {"image_mean": list(CAFFE_MEAN), "image_std": list(PIXEL_STD)}
 
 
 def mxnet_name(key: str, batchnorm: bool = False) -> str:

@@ -7,6 +7,11 @@ from collections.abc import Iterator, Mapping, Sequence
 import torch
 from torch import nn
 
+CAFFE_MEAN = (123.0 / 255, 117.0 / 255, 104.0 / 255)
+"""The original's (and caffe's) mean pixels (123, 117, 104) of 0..255 RGB, in 0..1 units."""
+PIXEL_STD = (1.0 / 255, 1.0 / 255, 1.0 / 255)
+"""No scaling: with ``CAFFE_MEAN`` the network sees ``255 x - mean``, 0..255 pixels minus the means."""
+
 
 class Backbone(nn.Module):
     """A base network that yields its intermediate outputs by name, in order.

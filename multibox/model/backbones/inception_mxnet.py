@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models import inception
 
+from multibox.model.backbones.base import CAFFE_MEAN, PIXEL_STD
 from multibox.model.backbones.inception import InceptionV3
 from multibox.model.backbones.resnet_v2 import FixedGammaBatchNorm2d
 
@@ -108,8 +109,8 @@ class MXNetInceptionV3(InceptionV3):
     ``mxnet_names`` maps each convolution / BatchNorm (module path) to its MXNet name.
     """
 
-    input_mean = (123.0 / 255, 117.0 / 255, 104.0 / 255)
-    input_std = (1.0 / 255, 1.0 / 255, 1.0 / 255)
+    input_mean = CAFFE_MEAN
+    input_std = PIXEL_STD
 
     def __init__(self) -> None:
         super().__init__()

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from multibox.model.backbones.base import SequentialBackbone
+from multibox.model.backbones.base import CAFFE_MEAN, PIXEL_STD, SequentialBackbone
 
 _UNITS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
 _FILTERS = (256, 512, 1024, 2048)
@@ -73,8 +73,8 @@ class ResNetV2(SequentialBackbone):
     rest.
     """
 
-    input_mean = (123.0 / 255, 117.0 / 255, 104.0 / 255)
-    input_std = (1.0 / 255, 1.0 / 255, 1.0 / 255)
+    input_mean = CAFFE_MEAN
+    input_std = PIXEL_STD
 
     def __init__(self, depth: int = 50) -> None:
         if depth not in _UNITS:

@@ -12,7 +12,7 @@ from collections import OrderedDict
 
 from torch import nn
 
-from multibox.model.backbones.base import SequentialBackbone
+from multibox.model.backbones.base import CAFFE_MEAN, PIXEL_STD, SequentialBackbone
 
 # (block, number of convs, channels)
 _VGG16_BLOCKS = ((1, 2, 64), (2, 2, 128), (3, 3, 256), (4, 3, 512), (5, 3, 512))
@@ -40,8 +40,8 @@ class VGG16Reduced(SequentialBackbone):
     (``input_mean`` / ``input_std`` express that in 0..1 units).
     """
 
-    input_mean = (123.0 / 255, 117.0 / 255, 104.0 / 255)
-    input_std = (1.0 / 255, 1.0 / 255, 1.0 / 255)
+    input_mean = CAFFE_MEAN
+    input_std = PIXEL_STD
 
     def __init__(self) -> None:
         layers: OrderedDict[str, nn.Module] = OrderedDict()
@@ -77,4 +77,4 @@ class TorchvisionVGG16(VGG16Reduced):
     """
 
     input_mean = (0.48235, 0.45882, 0.40784)
-    input_std = (1.0 / 255, 1.0 / 255, 1.0 / 255)
+    input_std = PIXEL_STD
