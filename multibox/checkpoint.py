@@ -166,3 +166,11 @@ def make_checkpoint(
         "detection": dict(detection),
         **training,
     }
+
+
+def detector_weights(state: dict) -> dict:
+    """The weights a checkpoint detects with: the EMA of the weights where training found it better
+    (``inference_weights == "ema"``, the ``ema`` entry training writes), else ``model``."""
+    if state.get("inference_weights") == "ema" and isinstance(state.get("ema"), dict):
+        return state["ema"]["model"]
+    return state["model"]

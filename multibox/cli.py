@@ -7,6 +7,8 @@ import os
 import sys
 
 from multibox.cli_args import OneLineParser, fraction, overlap, port, positive_float, positive_int
+from multibox.cli_data_anchors import add_anchors_command, run_anchors
+from multibox.cli_data_show import add_show_command, run_show
 from multibox.cli_export import add_export_command, run_export
 from multibox.cli_weights import add_weights_command, run_weights
 from multibox.version import __version__
@@ -43,6 +45,8 @@ def _add_data_commands(sub: argparse._SubParsersAction) -> None:
     convert.add_argument("--split", help="image set to read, and the name of the written split")
     convert.add_argument("--format", choices=readable_formats(), help="source format")
     convert.add_argument("--classes", help="class-name file (one per line)")
+    add_show_command(data)
+    add_anchors_command(data)
     convert.add_argument(
         "--overwrite",
         action="store_true",
@@ -60,7 +64,13 @@ def _add_run_commands(sub: argparse._SubParsersAction) -> None:
     )
     quick.add_argument("--out", default="runs/quickstart", help="output folder (default: runs/quickstart)")
     quick.add_argument(
-        "--time-limit", type=positive_float, default=270.0, help="training time budget in seconds"
+        "--time-budget",
+        type=positive_float,
+        default=170.0,
+        help="seconds for training and its evaluation (default 170); the schedule fits inside them",
+    )
+    quick.add_argument(
+        "--epochs", type=positive_int, help="train this many epochs instead, however long they take"
     )
 
     train = sub.add_parser(
@@ -112,7 +122,11 @@ def _add_run_commands(sub: argparse._SubParsersAction) -> None:
             f"--{exported.name}",
             help=f"a file written by multibox export --format {exported.name} (runs in {exported.runtime})",
         )
-    detect.add_argument("--thresh", type=fraction, default=0.5, help="minimum score")
+    detect.add_argument(
+        "--thresh",
+        type=fraction,
+        help="minimum score (default: the detector's, tuned on validation in training)",
+    )
     detect.add_argument("--out", default="detections", help="output folder")
     detect.add_argument("--device")
 
@@ -188,7 +202,9 @@ def _add_serve_command(sub: argparse._SubParsersAction) -> None:
     serve.add_argument(
         "--max-megapixels", type=positive_float, default=50.0, help="largest image (default 50)"
     )
-    serve.add_argument("--threshold", type=fraction, default=0.5, help="default minimum score (default 0.5)")
+    serve.add_argument(
+        "--threshold", type=fraction, help="default minimum score (default: the detector's tuned threshold)"
+    )
     serve.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
 
 
@@ -219,7 +235,10 @@ def _serve(args: argparse.Namespace) -> int:
 def _quickstart(args: argparse.Namespace) -> int:
     from multibox.engine.quickstart import run_quickstart
 
-    summary = run_quickstart(args.out, time_limit=args.time_limit)
+    if args.epochs is not None:
+        summary = run_quickstart(args.out, time_budget=None, epochs=args.epochs)
+    else:
+        summary = run_quickstart(args.out, time_budget=args.time_budget)
     print(
         f"quickstart: VOC07 mAP {summary['mAP_voc07']:.4f} (area {summary['mAP_area']:.4f}) on held-out "
         f"synthetic images after {summary['epochs']} epochs, {summary['train_seconds']:.0f} s"
@@ -388,7 +407,8 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         run_demo()
         return 0
     if args.command == "data":
-        return _data_check(args) if args.data_command == "check" else _data_convert(args)
+        commands = {"check": _data_check, "convert": _data_convert, "show": run_show, "anchors": run_anchors}
+        return commands[args.data_command](args)
     if args.command == "inspect":
         return _inspect_model(args)
     if args.command == "export":

@@ -24,6 +24,8 @@ ROOM_OF_FILE = {
     "cli_args": "cli",
     "cli_export": "cli",
     "cli_weights": "cli",
+    "cli_data_show": "cli",
+    "cli_data_anchors": "cli",
     "demo_ops": "cli",
     "__main__": "cli",
 }

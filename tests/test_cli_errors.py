@@ -86,7 +86,7 @@ CASES = [
     (["train", "lr=fast"], 2, "lr expects a number"),
     (["train", "data_shape=big"], 2, "data_shape expects an integer"),
     (["train", "--config", "{bad_yaml}"], 2, "is not valid YAML at line 2"),
-    (["train", "--config", "{typed_yaml}"], 2, "epochs expects an integer, got 'three'"),
+    (["train", "--config", "{typed_yaml}"], 2, "epochs expects an integer or null, got 'three'"),
     (["train", "--config", "{root}/none.yaml"], 1, "none.yaml does not exist"),
     (["train", "train_data={root}/no_such_dir"], 1, "no_such_dir does not exist"),
     (
@@ -99,7 +99,7 @@ CASES = [
         1,
         "refused to load backbone weights {evil}: it holds Python objects",
     ),
-    (["quickstart", "--time-limit", "-5"], 2, "--time-limit: -5 is not > 0"),
+    (["quickstart", "--time-budget", "-5"], 2, "--time-budget: -5 is not > 0"),
     (["data", "check", "{root}/nothing"], 1, "nothing does not exist"),
     (["data", "check", "{text}"], 2, "cannot tell the format"),
     (["data", "check", "shapes:4", "--examples", "x"], 2, "--examples: 'x' is not an integer"),

@@ -97,9 +97,15 @@ class ExportedDetector:
             rows = rows[:, :max_detections]
         return torch.from_numpy(np.ascontiguousarray(rows, dtype=np.float32))
 
-    def predict(self, images: Sequence[Image.Image], threshold: float = 0.5) -> list[Detections]:
+    @property
+    def display_threshold(self) -> float:
+        """The score threshold for showing detections baked into the file (tuned on validation by training)."""
+        return self.detection.display_threshold
+
+    def predict(self, images: Sequence[Image.Image], threshold: float | None = None) -> list[Detections]:
         """Detections with score >= ``threshold`` per image, in its pixels; images are resized to the
         network input with PIL (as :func:`multibox.inference.detect_images`) and run in batches."""
+        threshold = self.display_threshold if threshold is None else threshold
         step = self.batch_size or 8
         results = []
         for start in range(0, len(images), step):

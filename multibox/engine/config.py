@@ -21,28 +21,44 @@ class TrainConfig:
     val_data: str | None = None  # default: train_data with val_split
     val_split: str | None = "val"
     class_names: str | None = None  # file with one class per line (default: from the data)
+    # the recipe: a setting left at None (weights_backbone at "auto") takes the recipe's value, see recipes.py
+    recipe: str = (
+        "auto"  # auto (by hardware and finetune) | lite | ssd300 | finetune | mxnet (the original's)
+    )
     # network
-    network: str = "vgg16_reduced"
-    data_shape: int = 300
-    weights_backbone: str | None = None
+    network: str | None = None
+    data_shape: int | None = None
+    weights_backbone: str | None = (
+        "auto"  # auto (the recipe's, if on this machine) | imagenet | NAME | PATH | null
+    )
     finetune: str | None = None  # a multibox checkpoint whose whole detector training starts from
     network_options: dict = field(default_factory=dict)  # any build_ssd override (sizes, depthwise, ...)
+    anchors: str = (
+        "default"  # default (the network's) | auto (fitted to the training boxes, see data anchors)
+    )
+    augment: str | None = None  # light (crops + flips) | original (the original's: + zoom-out, colour jitter)
     augmentation: dict = field(
         default_factory=dict
-    )  # TrainAugmentation keywords (expand_prob, crop_prob, ...)
+    )  # TrainAugmentation keywords over the augment strength's (expand_prob, crop_prob, ...)
     # optimisation
-    optimizer: str = "sgd"  # sgd | sgd_mxnet (lr inside the momentum buffer, as the original) | adamw
-    lr: float = 0.002
+    optimizer: str | None = None  # sgd | sgd_mxnet (lr inside the momentum buffer, as the original) | adamw
+    lr: float | None = None
     scale_lr: bool = False  # lr * global_batch / 32
     momentum: float = 0.9
-    weight_decay: float = 5e-4
-    schedule: str = "step"  # step | cosine
-    lr_steps: list[int] = field(default_factory=lambda: [80, 160])  # epochs
+    weight_decay: float | None = None
+    schedule: str | None = None  # step | cosine
+    lr_steps: list[int] = field(
+        default_factory=lambda: [80, 160]
+    )  # epochs (of the schedule, see time_budget)
     lr_factor: float = 0.1
-    warmup_epochs: float = 0.0
-    epochs: int = 240
-    batch_size: int = 32
-    freeze: str | None = "default"  # "default" (the network's), "backbone", "all_but_heads", or a regex
+    warmup_epochs: float | None = None
+    epochs: int | None = None  # with time_budget: the schedule's length that the budget is stretched over
+    time_budget: float | None = None  # seconds ("15m", "1h" ...): the schedule follows the fraction used
+    batch_size: int | None = None
+    freeze: str | None = "default"  # "default" (the network's, with pretrained weights only), "backbone",
+    # "all_but_heads", or a regex
+    ema: bool | None = None  # an exponential moving average of the weights, evaluated and saved beside them
+    ema_decay: float = 0.998
     negative_mining_ratio: float = 3.0
     minimum_negative_samples: int = 0
     loss_normalization: str = "valid"
@@ -50,10 +66,11 @@ class TrainConfig:
     amp: bool = False
     channels_last: bool = False
     compile: bool = False
-    num_workers: int | None = None
+    num_workers: int | None = None  # default: what the thread budget gives (threads.py)
+    threads: int | None = None  # intra-op threads; default: the cores left by the loader and other processes
     device: str | None = None  # default: cuda when available
     # evaluation
-    val_interval: int = 1  # epochs
+    val_interval: int | None = None  # epochs; default: every epoch up to 10, else about 10 times a run
     nms_threshold: float = DetectionSettings.nms_threshold  # decoding defaults: DetectionSettings' own
     nms_topk: int = DetectionSettings.nms_topk
     per_class_detection: bool = DetectionSettings.per_class
@@ -67,7 +84,7 @@ class TrainConfig:
     seed: int = 0
     max_nonfinite: int = 5  # non-finite steps in a row before training stops
     max_iterations: int | None = None  # stop early (tests, smoke runs)
-    time_limit: float | None = None  # seconds; stop at the end of the epoch that passes it
+    time_limit: float | None = None  # seconds ("10m" ...); stop at the end of the epoch that passes it
     tensorboard: bool = True
 
     def replace(self, **changes: Any) -> TrainConfig:

@@ -21,8 +21,11 @@ class CommandLineText(str):
 
 
 CHOICES = {
-    "optimizer": ("sgd", "sgd_mxnet", "adamw"),
-    "schedule": ("step", "cosine"),
+    "recipe": ("auto", "lite", "ssd300", "finetune", "mxnet"),  # multibox.engine.recipes.RECIPES
+    "augment": ("light", "original", None),  # multibox.engine.recipes.AUGMENT_STRENGTHS
+    "anchors": ("default", "auto"),
+    "optimizer": ("sgd", "sgd_mxnet", "adamw", None),
+    "schedule": ("step", "cosine", None),
     "loss_normalization": ("valid", "num_pos"),
 }
 
@@ -47,7 +50,26 @@ RANGES = {
     "max_nonfinite": (lambda v: v >= 1, ">= 1"),
     "max_iterations": (lambda v: v >= 1, ">= 1"),
     "time_limit": (lambda v: v > 0, "> 0 (seconds)"),
+    "time_budget": (lambda v: v > 0, "> 0 (seconds)"),
+    "ema_decay": (lambda v: 0 < v < 1, "in (0, 1)"),
+    "threads": (lambda v: v >= 1, ">= 1"),
 }
+
+DURATIONS = ("time_limit", "time_budget")
+"""Settings in seconds that also take text such as ``90s``, ``15m``, ``1h30m``."""
+
+_DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*$")
+
+
+def parse_duration(name: str, value: Any) -> Any:
+    """Seconds of ``value``: a number, or text like ``900``, ``90s``, ``15m``, ``1h30m``; other values as they are."""
+    if not isinstance(value, str) or not value.strip():
+        return value
+    match = _DURATION.match(value.lower())
+    if match is None or not any(match.groups()):
+        raise ConfigError(f"{name}={value!r} is not a duration: give seconds (900) or e.g. 90s, 15m, 1h30m")
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
+    return hours * 3600 + minutes * 60 + seconds
 
 
 def check_config(config: Any) -> Any:
@@ -55,11 +77,14 @@ def check_config(config: Any) -> Any:
     hints = typing.get_type_hints(type(config))
     values = {}
     for item in dataclasses.fields(config):
-        value = convert(item.name, getattr(config, item.name), hints[item.name])
+        value = getattr(config, item.name)
+        if item.name in DURATIONS:
+            value = parse_duration(item.name, value)
+        value = convert(item.name, value, hints[item.name])
         _check_range(item.name, value)
         values[item.name] = value
     _check_names(values)
-    if values.get("finetune") and values.get("weights_backbone"):
+    if values.get("finetune") and values.get("weights_backbone") not in (None, "auto"):
         raise ConfigError(
             "finetune and weights_backbone both given: finetune starts from its whole detector, backbone "
             "included; drop weights_backbone"
@@ -156,7 +181,8 @@ def _describe(hint: Any) -> str:
 
 def _check_range(name: str, value: Any) -> None:
     if name in CHOICES and value not in CHOICES[name]:
-        raise ConfigError(f"{name} must be one of {', '.join(CHOICES[name])}, got {value!r}")
+        shown = ", ".join(str(choice) for choice in CHOICES[name] if choice is not None)
+        raise ConfigError(f"{name} must be one of {shown}, got {value!r}")
     if name in RANGES and value is not None:
         rule, text = RANGES[name]
         if not rule(value):
@@ -169,7 +195,7 @@ def _check_names(values: dict) -> None:
     from multibox.model import network_names
 
     known = sorted(network_names())
-    if values["network"] not in known:
+    if values["network"] is not None and values["network"] not in known:
         raise ConfigError(f"network {values['network']!r} is unknown; choose from {', '.join(known)}")
     freeze = values["freeze"]
     if freeze not in (None, "default", *FREEZE_CHOICES):

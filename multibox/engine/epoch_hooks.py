@@ -8,6 +8,7 @@ from pathlib import Path
 
 from multibox.checkpoint import make_checkpoint
 from multibox.engine.checkpointer import Checkpointer, rng_state, set_rng_state
+from multibox.engine.diagnostics import overall_threshold, write_diagnostics
 from multibox.engine.evaluate import evaluate
 from multibox.engine.precise_bn import recompute_batchnorm_statistics
 from multibox.engine.resume import find_resume_state
@@ -15,42 +16,84 @@ from multibox.engine.train_logs import TensorBoardLog, log, plot_history, write_
 from multibox.engine.trainer import HookBase
 
 
-def _due(trainer, period: int) -> bool:
-    """Whether an every-``period``-epochs task runs at the end of this epoch (always at the last one)."""
-    return (trainer.epoch + 1) % period == 0 or trainer.last_epoch
+def _due(trainer, period) -> bool:
+    """Whether an every-``period``-epochs task runs at the end of this epoch (always at the last one);
+    ``period`` is a number of epochs or a function giving it (a time-budgeted run measures it as it goes)."""
+    every = period() if callable(period) else period
+    return (trainer.epoch + 1) % every == 0 or trainer.last_epoch
+
+
+def _models(trainer, ema) -> list:
+    return [trainer.model] + ([ema.model] if ema is not None else [])
 
 
 class PreciseBN(HookBase):
     """Recomputes BatchNorm running statistics over ``batches`` training batches before each evaluation and at
-    the end (running averages lag behind fast-moving weights; see precise_bn.py)."""
+    the end (running averages lag behind fast-moving weights; see precise_bn.py), for the weights and, with an
+    ``ema`` hook, for their average."""
 
-    def __init__(self, batches: int, period: int, has_validation: bool) -> None:
-        self.batches, self.period, self.has_validation = batches, period, has_validation
+    def __init__(self, batches: int, period, has_validation: bool, ema=None) -> None:
+        self.batches, self.period, self.has_validation, self.ema = batches, period, has_validation, ema
 
     def after_epoch(self) -> None:
         trainer = self.trainer
         if self.batches > 0 and ((self.has_validation and _due(trainer, self.period)) or trainer.last_epoch):
             recompute_batchnorm_statistics(
-                trainer.model, trainer.loader, self.batches, trainer.prepare_images
+                _models(trainer, self.ema), trainer.loader, self.batches, trainer.prepare_images
             )
 
 
 class Evaluation(HookBase):
     """VOC07 and area mAP on ``val_loader`` every ``period`` epochs and at the end, on rank 0 (the other ranks
-    wait for the row's broadcast), into the epoch's history row."""
+    wait for the row's broadcast), into the epoch's history row.
 
-    def __init__(self, val_loader, class_names: list[str], period: int) -> None:
-        self.val_loader, self.class_names, self.period = val_loader, class_names, period
+    With an ``ema`` hook both the weights and their average are scored (``mAP_voc07_raw``, ``mAP_voc07_ema``);
+    ``mAP_voc07`` / ``mAP_area`` are then those of the better by VOC07, which the row names in
+    ``inference_weights`` (``"model"`` or ``"ema"``) and the checkpoint detects with."""
+
+    def __init__(
+        self, val_loader, class_names: list[str], period, ema=None, out_dir: Path | None = None
+    ) -> None:
+        self.val_loader, self.class_names, self.period, self.ema = val_loader, class_names, period, ema
+        self.out_dir = out_dir
 
     def after_epoch(self) -> None:
         trainer = self.trainer
         if trainer.dist.rank != 0 or not _due(trainer, self.period):
             return
-        result = evaluate(trainer.model, self.val_loader, self.class_names, trainer.dist.device)
-        if result.get("excluded"):
-            excluded = result["excluded"]
+        results = {}
+        for key, model in zip(("model", "ema"), _models(trainer, self.ema), strict=False):
+            results[key] = evaluate(
+                model, self.val_loader, self.class_names, trainer.dist.device, diagnostics=trainer.last_epoch
+            )
+        excluded = results["model"].get("excluded")
+        if excluded:
             log(f"excluded {len(excluded)} undecodable images from the score: {', '.join(excluded)}")
-        trainer.row.update(mAP_voc07=float(result["mAP_voc07"]), mAP_area=float(result["mAP_area"]))
+        best = max(results, key=lambda key: results[key]["mAP_voc07"])
+        trainer.row.update(
+            mAP_voc07=float(results[best]["mAP_voc07"]), mAP_area=float(results[best]["mAP_area"])
+        )
+        if trainer.last_epoch:
+            self._tune_threshold(results[best]["diagnostics"])
+        if self.ema is not None:
+            trainer.row.update(
+                mAP_voc07_raw=float(results["model"]["mAP_voc07"]),
+                mAP_voc07_ema=float(results["ema"]["mAP_voc07"]),
+                inference_weights=best,
+            )
+
+    def _tune_threshold(self, diagnostics: dict) -> None:
+        """The F1-best score as the detector's display threshold, and the diagnostics into
+        ``out_dir/evaluation`` (PR curves, confusion matrix, per-class CSV)."""
+        threshold = overall_threshold(diagnostics)
+        for model in _models(self.trainer, self.ema):
+            model.detection = model.detection.replace(display_threshold=threshold)
+        self.trainer.row["display_threshold"] = threshold
+        if self.out_dir is not None:
+            write_diagnostics(diagnostics, self.class_names, self.out_dir / "evaluation")
+            log(
+                f"evaluation pictures and tables in {self.out_dir / 'evaluation'}; display threshold {threshold:.2f}"
+            )
 
 
 class EpochReport(HookBase):
@@ -60,10 +103,12 @@ class EpochReport(HookBase):
         trainer = self.trainer
         row = trainer.row = trainer.dist.broadcast_object(trainer.row)
         message = (
-            f"epoch {row['epoch']}/{trainer.max_epochs}  CrossEntropy={row['CrossEntropy']:.4f}  "
+            f"epoch {trainer.epoch_text()}  CrossEntropy={row['CrossEntropy']:.4f}  "
             f"SmoothL1={row['SmoothL1']:.4f}  lr={row['lr']:.2e}  "
             f"{row['samples_per_second']:.1f} img/s  {row['seconds']:.0f}s"
         )
+        if row.get("budget_used") is not None:
+            message += f"  budget {100 * row['budget_used']:.0f}%"
         if row.get("mAP_voc07") is not None:
             message += f"  mAP(VOC07)={row['mAP_voc07']:.4f}  mAP(area)={row['mAP_area']:.4f}"
         skipped = trainer.skipped_images
@@ -85,9 +130,11 @@ class Checkpointing(HookBase):
         class_names: list[str],
         network: dict,
         config: dict,
+        ema=None,
     ) -> None:
         self.checkpointer, self.resume = checkpointer, resume
         self.class_names, self.network, self.config = list(class_names), network, config
+        self.ema = ema
         self.last: Path | None = None
 
     def before_train(self) -> None:
@@ -114,6 +161,7 @@ class Checkpointing(HookBase):
                 **training,
                 rng=rng_state(),
                 config=self.config,
+                inference_weights=trainer.row.get("inference_weights", "ema" if self.ema else "model"),
             )
             self.last = self.checkpointer.save(state, trainer.epoch + 1, metric=trainer.row.get("mAP_voc07"))
         trainer.dist.barrier()

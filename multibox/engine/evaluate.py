@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch.utils.data import DataLoader
 
+from multibox.engine.diagnostics import DetectionDiagnostics
 from multibox.engine.voc_metric import VOCMetric
 from multibox.model import DetectionSettings
 
@@ -26,6 +27,7 @@ def evaluate(
     category_ids: Sequence[int] | None = None,
     progress: bool = False,
     image_names: Sequence[str] | None = None,
+    diagnostics: bool = False,
 ) -> dict:
     """Detect on every batch of ``loader`` (images ``(B, 3, H, W)``, labels ``(B, M, 6)``, not shuffled).
 
@@ -47,6 +49,8 @@ def evaluate(
     ``coco`` is set, which needs ``image_sizes`` (``(w, h)`` per dataset image) for COCO's area ranges, and
     then also ``coco_results``: the detections in COCO's results format, under the dataset's own
     ``image_ids`` and ``category_ids`` when given (COCO files; else an image's id is its dataset index + 1).
+    With ``diagnostics`` it also holds ``"diagnostics"``: :meth:`DetectionDiagnostics.compute`'s result
+    (per-class curves, F1-best thresholds, confusion matrix; :func:`write_diagnostics` draws them).
     """
     is_module = isinstance(
         model, torch.nn.Module
@@ -57,6 +61,7 @@ def evaluate(
     voc07 = VOCMetric(class_names, iou_threshold, use_07_metric=True)
     area = VOCMetric(class_names, iou_threshold, use_07_metric=False)
     coco_metric = _coco_metric(class_names, category_ids, image_sizes) if coco else None
+    diagnosis = DetectionDiagnostics(class_names, iou_threshold) if diagnostics else None
     decoding = settings.to_dict() if settings is not None else {}
     start = time.perf_counter()
     scored, indexed = [], None  # dataset indices evaluated; whether the batches carry indices
@@ -72,6 +77,8 @@ def evaluate(
         detections = model.detect(images.to(device, non_blocking=True), **decoding).cpu()
         voc07.update(detections, labels)
         area.update(detections, labels)
+        if diagnosis is not None:
+            diagnosis.update(detections, labels)
         if coco_metric is not None:
             ids = [i + 1 for i in indices] if image_ids is None else [image_ids[i] for i in indices]
             coco_metric.update(detections, labels, [image_sizes[i] for i in indices], ids)
@@ -79,7 +86,10 @@ def evaluate(
     if is_module:
         model.train(was_training)
     excluded = _excluded(loader, scored, bool(indexed), image_names, image_sizes, image_ids)
-    return _result(voc07, area, coco_metric, len(scored), elapsed, excluded)
+    result = _result(voc07, area, coco_metric, len(scored), elapsed, excluded)
+    if diagnosis is not None:
+        result["diagnostics"] = diagnosis.compute()
+    return result
 
 
 def _coco_metric(class_names: Sequence[str], category_ids, image_sizes):

@@ -141,7 +141,7 @@ class ProgressBar(HookBase):
 
         self.bar = tqdm(
             total=len(trainer.loader),
-            desc=f"epoch {trainer.epoch + 1}/{trainer.max_epochs}",
+            desc=f"epoch {trainer.epoch_text()}",
             unit="batch",
             leave=False,
         )

@@ -9,7 +9,7 @@ with the current weights removes the lag.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
 from torch import nn
@@ -18,7 +18,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 @torch.no_grad()
 def recompute_batchnorm_statistics(
-    model: nn.Module,
+    model: nn.Module | Sequence[nn.Module],
     batches: Iterable,
     num_batches: int,
     prepare: Callable[[torch.Tensor], torch.Tensor] = lambda images: images,
@@ -26,35 +26,43 @@ def recompute_batchnorm_statistics(
     """Set every BatchNorm's running mean and variance to their average over ``num_batches`` batches.
 
     Args:
-        model: the network; it runs forward in training mode (batch statistics), without gradients.
+        model: the network (or several, e.g. the weights and their average, fed the same batches); it runs
+            forward in training mode (batch statistics), without gradients.
         batches: yields ``(images, ...)``; ``prepare`` moves/converts the images (device, memory format).
         num_batches: how many batches to average.
 
     Returns:
         The number of batches used (0 when the model has no BatchNorm layer).
     """
-    layers = [m for m in model.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
+    models = list(model) if isinstance(model, Sequence) else [model]
+    layers = [
+        m for net in models for m in net.modules() if isinstance(m, _BatchNorm) and m.track_running_stats
+    ]
     if not layers or num_batches <= 0:
         return 0
     momenta = [m.momentum for m in layers]
     for layer in layers:
         layer.reset_running_stats()
         layer.momentum = None  # a cumulative average: the exact mean of the batch statistics
-    was_training = model.training
-    model.train()
+    was_training = [net.training for net in models]
+    for net in models:
+        net.train()
     used = 0
     try:
         for batch in batches:
             if batch[0].shape[0] == 0:  # every image of the batch failed to decode
                 continue
-            model(prepare(batch[0]))
+            images = prepare(batch[0])
+            for net in models:
+                net(images)
             used += 1
             if used >= num_batches:
                 break
     finally:
         for layer, momentum in zip(layers, momenta, strict=True):
             layer.momentum = momentum
-        model.train(was_training)
+        for net, mode in zip(models, was_training, strict=True):
+            net.train(mode)
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         world = torch.distributed.get_world_size()
         for layer in layers:

@@ -12,8 +12,11 @@ from pathlib import Path
 
 import torch
 
+from multibox.checkpoint import read_checkpoint
+from multibox.engine.batch_grid_hook import BatchGridHook
 from multibox.engine.config import TrainConfig
 from multibox.engine.distributed import DistributedContext
+from multibox.engine.ema import EMA
 from multibox.engine.epoch_hooks import (
     Checkpointing,
     CsvAndPlots,
@@ -30,6 +33,10 @@ from multibox.engine.hooks import (
     ProgressBar,
     StopConditions,
 )
+from multibox.engine.recipes import resolve_recipe
+from multibox.engine.threads import ThreadBudget
+from multibox.engine.time_budget import TimeBudget
+from multibox.engine.train_logs import log
 from multibox.engine.train_setup import TrainingParts, build_parts
 from multibox.engine.trainer import HookBase, Trainer
 
@@ -49,9 +56,12 @@ class TrainResult:
 
 
 def train(config: TrainConfig, hooks: Sequence[HookBase] = ()) -> TrainResult:
-    """Run (or resume) one training run as ``config`` says, with ``hooks`` after the standard ones."""
-    config = config.checked()
-    dist = DistributedContext.from_environment(config.device)
+    """Run (or resume) one training run as ``config`` says, with ``hooks`` after the standard ones.
+
+    Settings left open take the recipe's values (:mod:`multibox.engine.recipes`); every resolved choice is
+    printed and the whole resolved config is written to ``out_dir/config.yaml``."""
+    dist = DistributedContext.from_environment(config.checked().device)
+    config = resolved_config(config, dist)
     parts = build_parts(config, dist)
     trainer = Trainer(
         parts.model,
@@ -59,7 +69,7 @@ def train(config: TrainConfig, hooks: Sequence[HookBase] = ()) -> TrainResult:
         parts.optimizer,
         parts.loader,
         dist,
-        config.epochs,
+        None if config.time_budget else config.epochs,
         image_ids=[record.image_id for record in parts.train_set],
         autocast=parts.autocast,
         scaler=parts.scaler,
@@ -81,21 +91,64 @@ def train(config: TrainConfig, hooks: Sequence[HookBase] = ()) -> TrainResult:
     )
 
 
+def resolved_config(config: TrainConfig, dist: DistributedContext) -> TrainConfig:
+    """``config`` with its recipe applied, logged setting by setting and written to ``out_dir/config.yaml``."""
+    import yaml
+
+    finetuned = read_checkpoint(config.finetune)["network"] if config.checked().finetune else None
+    config, lines = resolve_recipe(config.checked(), dist.device, finetuned)
+    for line in lines:
+        log(line, dist.rank)
+    if dist.rank == 0:
+        out_dir = Path(config.out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        text = yaml.safe_dump(config.to_dict(), sort_keys=False)
+        (out_dir / "config.yaml").write_text("# the resolved settings of this run (multibox train)\n" + text)
+    return config
+
+
 def standard_hooks(config: TrainConfig, parts: TrainingParts) -> list[HookBase]:
-    """The hooks ``train`` registers, in the order they run: stop conditions first (the epoch-end hooks read
-    ``trainer.last_epoch``), the step hooks, then precise BN, evaluation, report, checkpoint, logs."""
+    """The hooks ``train`` registers, in the order they run: stop conditions and the time budget first (the
+    epoch-end hooks read ``trainer.last_epoch``; the schedule reads the budget's progress), the step hooks,
+    then precise BN, evaluation, report, checkpoint, logs, and the weight average (created after a resume)."""
     metrics = EpochMetrics()
     class_names = parts.train_set.class_names
+    ema = EMA(config.ema_decay) if config.ema else None
+    period = evaluation_period(config, parts.time_budget)
     return [
+        ThreadBudget(config.threads),
         StopConditions(config.max_iterations, config.time_limit),
+        *([parts.time_budget] if parts.time_budget is not None else []),
         LRSchedule(parts.scheduler),
         NonFiniteGuard(config.max_nonfinite),
         metrics,
         ProgressBar(metrics),
-        PreciseBN(config.precise_bn_batches, config.val_interval, parts.has_validation),
-        *([Evaluation(parts.val_loader, class_names, config.val_interval)] if parts.has_validation else []),
+        PreciseBN(config.precise_bn_batches, period, parts.has_validation, ema),
+        *(
+            [Evaluation(parts.val_loader, class_names, period, ema, Path(config.out_dir))]
+            if parts.has_validation
+            else []
+        ),
         EpochReport(),
-        Checkpointing(parts.checkpointer, config.resume, class_names, parts.network, config.to_dict()),
+        Checkpointing(parts.checkpointer, config.resume, class_names, parts.network, config.to_dict(), ema),
         CsvAndPlots(Path(config.out_dir)),
         *([TensorBoard(Path(config.out_dir))] if config.tensorboard else []),
+        *([ema] if ema is not None else []),
+        BatchGridHook(Path(config.out_dir), class_names),
     ]
+
+
+def evaluation_period(config: TrainConfig, budget: TimeBudget | None):
+    """Epochs between evaluations: ``val_interval``; by default every epoch for runs of up to 10 epochs, else
+    about ten evaluations a run (a budgeted run measures its epochs' length: a tenth of the budget apart)."""
+    if config.val_interval is not None:
+        return config.val_interval
+    if budget is None:
+        return max(1, config.epochs // 10)
+
+    def every() -> int:
+        history = budget.trainer.history
+        seconds = sum(row.get("seconds", 0.0) for row in history) / max(1, len(history))
+        return max(1, round(0.1 * budget.budget / max(1e-9, seconds))) if history else 1
+
+    return every

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from multibox.checkpoint import network_description, read_checkpoint
+from multibox.checkpoint import detector_weights, network_description, read_checkpoint
 from multibox.data import (
     TrainAugmentation,
     check_dataset,
@@ -17,10 +17,14 @@ from multibox.data import (
     make_loader,
     require_images,
 )
+from multibox.engine.anchor_report import anchor_report
 from multibox.engine.checkpointer import Checkpointer
 from multibox.engine.config import TrainConfig
 from multibox.engine.distributed import DistributedContext
 from multibox.engine.optim import build_optimizer, freeze_parameters, freeze_pattern, lr_multiplier
+from multibox.engine.recipes import augmentation_keywords
+from multibox.engine.threads import cpu_cores, loader_workers
+from multibox.engine.time_budget import TimeBudget
 from multibox.engine.train_logs import log
 from multibox.errors import ConfigError
 from multibox.model import build_ssd, network_spec
@@ -56,6 +60,7 @@ class TrainingParts:
     train_set: object
     network: dict
     checkpointer: Checkpointer
+    time_budget: TimeBudget | None = None  # the schedule's clock when the run has a time_budget
 
 
 def build_parts(config: TrainConfig, dist: DistributedContext) -> TrainingParts:
@@ -68,12 +73,14 @@ def build_parts(config: TrainConfig, dist: DistributedContext) -> TrainingParts:
         out_dir.mkdir(parents=True, exist_ok=True)
     config, source = finetune_source(config)  # a fine-tune keeps its detector's network_options
     train_set, val_set = load_datasets(config, dist.rank)
+    config = fitted_anchors(config, train_set, dist.rank)
     model = build_model(config, list(train_set.class_names), dist.rank, source).to(dist.device)
     if config.channels_last:
         model.to(memory_format=torch.channels_last)
     batch_size = per_rank_batch_size(config, dist.world_size)
-    loader = training_loader(config, train_set, batch_size, dist.world_size, dist.rank)
-    optimizer, scheduler = optimizer_and_schedule(config, model, max(1, len(loader)))
+    loader = training_loader(config, train_set, batch_size, dist.world_size, dist.rank, dist.device)
+    budget = time_budget(config, val_set, batch_size)
+    optimizer, scheduler = optimizer_and_schedule(config, model, max(1, len(loader)), budget)
     autocast, scaler = autocast_and_scaler(config, dist.device)
     has_validation = dist.all_ranks(val_set is not None)
     train_model = dist.wrap(loss_module(config, model))  # DDP starts every rank from rank 0's weights
@@ -94,7 +101,34 @@ def build_parts(config: TrainConfig, dist: DistributedContext) -> TrainingParts:
             config.network, len(train_set.class_names), config.data_shape, config.network_options
         ),
         checkpointer=Checkpointer(out_dir / "checkpoints", keep_last=config.keep_last),
+        time_budget=budget,
     )
+
+
+def time_budget(config: TrainConfig, val_set, batch_size: int) -> TimeBudget | None:
+    """The run's :class:`TimeBudget` (None without ``time_budget``), told what the run's end processes."""
+    if not config.time_budget:
+        return None
+    models = 2 if config.ema else 1
+    end_images = models * (
+        (len(val_set) if val_set is not None else 0) + config.precise_bn_batches * batch_size
+    )
+    return TimeBudget(config.time_budget, end_images)
+
+
+def fitted_anchors(config: TrainConfig, train_set, rank: int) -> TrainConfig:
+    """With ``anchors=auto``: ``config`` with anchor sizes and ratios fitted to the training boxes (kept only
+    when they match more boxes at IoU 0.5 than the network's own; see ``multibox data anchors``)."""
+    if config.anchors != "auto":
+        return config
+    fit = anchor_report(train_set, config.network, config.data_shape, fit=True).fit
+    log(
+        f"anchors=auto: the network's anchors match {100 * fit.before.overall.coverage:.1f}% of the training "
+        f"boxes at IoU 0.5, fitted ones {100 * fit.after.overall.coverage:.1f}%"
+        + ("" if fit.improved else ": keeping the network's"),
+        rank,
+    )
+    return config.replace(network_options={**config.network_options, **fit.options})
 
 
 def load_datasets(config: TrainConfig, rank: int):
@@ -144,10 +178,11 @@ def build_model(
     )
     if source is not None:
         transfer = transfer_detector_weights(
-            model, source["model"], source["class_names"], class_names, source=str(config.finetune)
+            model, detector_weights(source), source["class_names"], class_names, source=str(config.finetune)
         )
         log(f"fine-tuning {config.finetune}: {transfer.summary()}", rank)
-    freeze = freeze_pattern(config.freeze, network_spec(config.network).freeze)
+    pretrained = bool(config.weights_backbone or config.finetune)  # random layers are never frozen
+    freeze = freeze_pattern(config.freeze, network_spec(config.network).freeze if pretrained else None)
     frozen = freeze_parameters(model, freeze)
     if frozen:
         log(f"frozen {len(frozen)} parameter tensors matching {freeze!r}", rank)
@@ -193,14 +228,21 @@ def per_rank_batch_size(config: TrainConfig, world_size: int) -> int:
     return config.batch_size // world_size
 
 
-def optimizer_and_schedule(config: TrainConfig, model: torch.nn.Module, iterations_per_epoch: int):
-    """The optimiser (lr scaled by ``batch_size / 32`` with ``scale_lr``) and its per-iteration schedule."""
+def optimizer_and_schedule(
+    config: TrainConfig, model: torch.nn.Module, iterations_per_epoch: int, budget: TimeBudget | None = None
+):
+    """The optimiser (lr scaled by ``batch_size / 32`` with ``scale_lr``) and its per-iteration schedule; with a
+    ``budget`` the schedule's epochs are fractions of it (epoch ``e`` of ``epochs`` at ``e / epochs`` used)."""
     lr = config.lr * (config.batch_size / 32 if config.scale_lr else 1.0)
     optimizer = build_optimizer(model, config.optimizer, lr, config.momentum, config.weight_decay)
+
+    def iteration(it: int) -> float:
+        return it if budget is None else budget.progress * config.epochs * iterations_per_epoch
+
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer,
         lambda it: lr_multiplier(
-            it,
+            iteration(it),
             iterations_per_epoch,
             config.epochs,
             config.schedule,
@@ -212,18 +254,24 @@ def optimizer_and_schedule(config: TrainConfig, model: torch.nn.Module, iteratio
     return optimizer, scheduler
 
 
-def training_loader(config: TrainConfig, train_set, batch_size: int, world_size: int, rank: int):
+def training_loader(
+    config: TrainConfig, train_set, batch_size: int, world_size: int, rank: int, device: torch.device
+):
+    keywords = augmentation_keywords(config)
     try:
-        augmentation = TrainAugmentation(data_shape=(config.data_shape,) * 2, **config.augmentation)
+        augmentation = TrainAugmentation(data_shape=(config.data_shape,) * 2, **keywords)
     except TypeError as error:
         raise ConfigError(f"augmentation {config.augmentation}: {error}") from error
+    workers = config.num_workers
+    if workers is None:
+        workers = loader_workers(cpu_cores(), device.type)
     return make_loader(
         train_set,
         batch_size,
         train=True,
         data_shape=config.data_shape,
         transform=augmentation,
-        num_workers=config.num_workers,
+        num_workers=workers,
         seed=config.seed,
         drop_last=len(train_set) >= batch_size * world_size,
         num_replicas=world_size,

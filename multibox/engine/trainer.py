@@ -60,8 +60,9 @@ class Batch:
 
 class Trainer:
     """Runs ``train_model`` (a module whose forward gives ``SSD.loss``'s dict) over ``loader`` for
-    ``max_epochs`` epochs, stepping ``optimizer``; everything else is a hook. ``loader`` gives
-    ``(images, labels, indices)`` batches and has a sampler with ``set_epoch``; ``image_ids`` names its images.
+    ``max_epochs`` epochs (None: until a hook stops it), stepping ``optimizer``; everything else is a hook.
+    ``loader`` gives ``(images, labels, indices)`` batches and has a sampler with ``set_epoch``; ``image_ids``
+    names its images.
 
     State the hooks read and write: ``epoch`` (0-based, the current one), ``step`` (optimiser steps done),
     ``batch``, ``outputs`` (the last step's loss dict), ``step_finite`` (whether the last step was taken),
@@ -76,7 +77,7 @@ class Trainer:
         optimizer: torch.optim.Optimizer,
         loader: torch.utils.data.DataLoader,
         dist: DistributedContext,
-        max_epochs: int,
+        max_epochs: int | None,
         *,
         image_ids: Sequence[str] = (),
         autocast: AbstractContextManager | None = None,
@@ -108,13 +109,18 @@ class Trainer:
     @property
     def last_epoch(self) -> bool:
         """Whether the current epoch is the run's last (its final one, or a stop condition was met)."""
-        return self.epoch + 1 >= self.max_epochs or self.stop_training
+        return self.stop_training or (self.max_epochs is not None and self.epoch + 1 >= self.max_epochs)
+
+    def epoch_text(self) -> str:
+        """The current epoch for people: ``3/20``, or ``3`` without an epoch limit."""
+        return f"{self.epoch + 1}" + (f"/{self.max_epochs}" if self.max_epochs is not None else "")
 
     def train(self) -> None:
-        """Epochs from ``self.epoch`` (a resume hook may move it) to ``max_epochs`` or until a hook stops."""
+        """Epochs from ``self.epoch`` (a resume hook may move it) to ``max_epochs`` (None: no limit) or until a
+        hook stops."""
         self._call("before_train")
         try:
-            while self.epoch < self.max_epochs and not self.stop_training:
+            while (self.max_epochs is None or self.epoch < self.max_epochs) and not self.stop_training:
                 self._run_epoch()
                 self.epoch += 1
         finally:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from multibox.checkpoint import read_checkpoint
+from multibox.checkpoint import detector_weights, read_checkpoint
 from multibox.errors import DataError
 from multibox.model import DetectionSettings, build_ssd
 
@@ -37,7 +37,7 @@ def model_from_checkpoint(state: dict, source: str = "the checkpoint") -> torch.
         network["name"], network["num_classes"], network["data_shape"], **(network.get("options") or {})
     )
     try:
-        model.load_state_dict(state["model"])
+        model.load_state_dict(detector_weights(state))
     except RuntimeError as error:
         raise DataError(
             f"{source}: its weights do not fit a {network['name']} network of {network['num_classes']} "

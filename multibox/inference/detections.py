@@ -19,8 +19,11 @@ class Detector(Protocol):
 
     class_names: list[str]
 
-    def predict(self, images: Sequence[Image.Image], threshold: float = 0.5) -> list[Detections]:
-        """Detections with score >= ``threshold`` for each image, in that image's pixel coordinates."""
+    display_threshold: float  # the score shown when none is asked for (the detector's tuned one)
+
+    def predict(self, images: Sequence[Image.Image], threshold: float | None = None) -> list[Detections]:
+        """Detections with score >= ``threshold`` (default: ``display_threshold``) for each image, in that
+        image's pixel coordinates."""
         ...
 
 

@@ -24,7 +24,13 @@ class TorchDetector:
         self.device = torch.device(device)
         self.batch_size = batch_size
 
-    def predict(self, images: Sequence[Image.Image], threshold: float = 0.5) -> list[Detections]:
+    @property
+    def display_threshold(self) -> float:
+        """The checkpoint's score threshold for showing detections (tuned on validation by training)."""
+        return self.model.detection.display_threshold
+
+    def predict(self, images: Sequence[Image.Image], threshold: float | None = None) -> list[Detections]:
+        threshold = self.display_threshold if threshold is None else threshold
         results = detect_images(
             self.model, images, threshold=threshold, batch_size=self.batch_size, device=self.device
         )

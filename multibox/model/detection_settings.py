@@ -27,6 +27,8 @@ class DetectionSettings:
             per anchor (MultiBoxDetection).
         force_suppress: NMS across classes.
         clip: boxes clipped to the image.
+        display_threshold: the score a detection needs to be shown (``multibox detect``, serve, ``predict``)
+            when the caller gives none; training sets it to the validation set's F1-best score.
     """
 
     threshold: float = 0.01
@@ -36,8 +38,11 @@ class DetectionSettings:
     per_class: bool = True
     force_suppress: bool = False
     clip: bool = True
+    display_threshold: float = 0.5
 
     def __post_init__(self) -> None:
+        if not 0 <= self.display_threshold <= 1:
+            raise ConfigError(f"display_threshold must be in [0, 1], got {self.display_threshold}")
         if not 0 <= self.threshold < 1:
             raise ConfigError(f"detection threshold must be in [0, 1), got {self.threshold}")
         if not 0 < self.nms_threshold <= 1:

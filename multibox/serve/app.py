@@ -45,7 +45,7 @@ def create_app(
     *,
     max_upload_bytes: int = 20 * 2**20,
     max_pixels: int = 50_000_000,
-    default_threshold: float = 0.5,
+    default_threshold: float | None = None,
     max_pending: int = 64,
     model_info: dict[str, Any] | None = None,
 ) -> FastAPI:
@@ -53,10 +53,13 @@ def create_app(
 
     ``max_upload_bytes`` caps an uploaded file (413, refused from ``Content-Length`` before the body is read);
     ``max_pixels`` caps the decoded image size (413, checked from the image header); ``default_threshold`` is
-    the minimum score when a request gives no ``threshold``; ``max_pending`` requests may wait for the detector,
+    the minimum score when a request gives no ``threshold`` (default: the detector's ``display_threshold``);
+    ``max_pending`` requests may wait for the detector,
     which runs one request at a time on its own thread (503 beyond that). ``model_info`` is reported as the
     ``model`` of every answer, with the class names added.
     """
+    if default_threshold is None:  # the detector's tuned threshold
+        default_threshold = float(getattr(detector, "display_threshold", 0.5))
     if not 0.0 <= default_threshold <= 1.0:
         raise ValueError(f"default_threshold must be in [0, 1], got {default_threshold}")
     model = {**(model_info or {}), "class_names": list(detector.class_names)}

@@ -21,7 +21,7 @@ def run_server(
     device: str = "cpu",
     max_upload_bytes: int = 20 * 2**20,
     max_pixels: int = 50_000_000,
-    default_threshold: float = 0.5,
+    default_threshold: float | None = None,
     log_level: str = "info",
 ) -> None:
     """Serve the checkpoint or exported model at ``path`` until interrupted (loopback only by default)."""

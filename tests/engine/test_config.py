@@ -30,7 +30,7 @@ def test_yaml_and_command_line_read_numbers_alike(tmp_path):
         ("batch_size=-3", "batch_size must be >= 1, got -3"),
         ("batch_size=2.5", "batch_size expects an integer"),
         ("lr=0", "lr must be > 0"),
-        ("lr=fast", "lr expects a number, got 'fast'"),
+        ("lr=fast", "lr expects a number or null, got 'fast'"),
         ("amp=maybe", "amp expects true or false"),
         ("data_shape=8", "data_shape must be >= 16"),
         ("optimizer=adam", "optimizer must be one of sgd, sgd_mxnet, adamw"),

@@ -69,10 +69,12 @@ def test_default_threshold_and_score_order(client, checkpoint_model, bccd_images
     answer = _post(client, data).json()
     detections = answer["detections"]
     scores = [d["score"] for d in detections]
-    assert scores and min(scores) >= 0.5 and scores == sorted(scores, reverse=True)
-    assert {d["class_name"] for d in detections} <= {"Platelets", "RBC", "WBC"}
     net: CheckpointModel = checkpoint_model
-    assert_answer_matches(answer, expected_answer(net.model, net.data_shape, data, 0.5), net.class_names)
+    tuned = net.model.detection.display_threshold  # the F1-best score training found on validation
+    assert tuned != 0.5 and answer["threshold"] == tuned
+    assert scores and min(scores) >= tuned and scores == sorted(scores, reverse=True)
+    assert {d["class_name"] for d in detections} <= {"Platelets", "RBC", "WBC"}
+    assert_answer_matches(answer, expected_answer(net.model, net.data_shape, data, tuned), net.class_names)
 
 
 def test_the_declared_content_type_is_not_trusted(client, bccd_images):
@@ -84,11 +86,11 @@ def test_the_declared_content_type_is_not_trusted(client, bccd_images):
     assert response.status_code == 415
 
 
-def test_healthz_reports_model_and_limits(client):
+def test_healthz_reports_model_and_limits(client, checkpoint_model):
     health = client.get("/healthz").json()
     assert health["status"] == "ok" and health["model"]["class_names"] == ["Platelets", "RBC", "WBC"]
     assert health["max_upload_bytes"] == 2**20 and health["max_pixels"] == 4_000_000
-    assert health["default_threshold"] == 0.5
+    assert health["default_threshold"] == checkpoint_model.model.detection.display_threshold
 
 
 def test_page_and_its_files_are_served(client):

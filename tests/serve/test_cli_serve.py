@@ -11,7 +11,8 @@ from multibox.cli import build_parser, main
 def test_serve_defaults_to_loopback_and_the_documented_limits():
     args = build_parser().parse_args(["serve", "model.pt"])
     assert (args.path, args.host, args.port) == ("model.pt", "127.0.0.1", 8000)
-    assert (args.max_upload_mb, args.max_megapixels, args.threshold) == (20.0, 50.0, 0.5)
+    # no threshold given: the detector's own (tuned on validation by training)
+    assert (args.max_upload_mb, args.max_megapixels, args.threshold) == (20.0, 50.0, None)
 
 
 def test_missing_serve_extra_is_a_one_line_error(monkeypatch, capsys, bccd_checkpoint):

@@ -107,12 +107,13 @@ def test_page_draws_the_detections_the_api_returns(live_server, browser, bccd_im
         lambda d: d.find_element(By.ID, "model").get_attribute("data-loaded") == "true"
     )
     slider = browser.find_element(By.ID, "threshold")
-    assert float(slider.get_attribute("value")) == 0.5  # the server's default threshold
+    default = httpx.get(f"{live_server.url}/healthz").json()["default_threshold"]  # the detector's tuned one
+    assert float(slider.get_attribute("value")) == pytest.approx(default, abs=0.005)  # the slider's step
 
     browser.find_element(By.ID, "file-input").send_keys(str(image.resolve()))
     assert _wait_for_state(browser, "done", "error") == "done", browser.find_element(By.ID, "status").text
 
-    expected = [d for d in api["detections"] if d["score"] >= 0.5]
+    expected = [d for d in api["detections"] if d["score"] >= float(slider.get_attribute("value"))]
     listed = _listed(browser)
     assert len(expected) > 0
     assert [(d["class_name"], d["class_id"], d["score"], d["box"]) for d in listed] == [

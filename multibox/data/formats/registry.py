@@ -15,6 +15,8 @@ from multibox.data.formats.coco import read_coco, write_coco
 from multibox.data.formats.lst import read_lst, write_lst
 from multibox.data.formats.synthetic import SHAPE_CLASSES, make_shapes
 from multibox.data.formats.targets import WrittenPaths
+from multibox.data.formats.ultralytics import read_ultralytics_yaml
+from multibox.data.formats.ultralytics import recognises as _is_ultralytics_yaml
 from multibox.data.formats.voc import read_voc, write_voc
 from multibox.data.formats.yolo import read_yolo, write_yolo
 from multibox.data.records import DetectionDataset
@@ -145,6 +147,11 @@ def _folder_paths(*subfolders: str) -> Callable[[Path, str, bool], WrittenPaths]
 
 
 register_format(DatasetFormat("shapes", "shapes[:N[:SEED]] (synthetic)", _read_shapes, _is_shapes))
+register_format(  # before any format that could claim a .yaml
+    DatasetFormat(
+        "ultralytics", "Ultralytics data.yaml (read-only)", read_ultralytics_yaml, _is_ultralytics_yaml
+    )
+)
 register_format(
     DatasetFormat(
         "coco",
