@@ -30,17 +30,19 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def run_multibox(data: str, budget: float, out: Path) -> dict:
-    """The defaults-only run and its test-split score."""
-    run_dir = out / f"multibox_{Path(data).name}_{int(budget)}"
+def run_multibox(data: str, budget: float, out: Path, settings: list[str] = ()) -> dict:
+    """The defaults-only run (plus ``settings``, for experiments) and its test-split score."""
+    tag = "_".join(s.replace("=", "-") for s in settings)
+    run_dir = out / f"multibox_{Path(data).name}_{int(budget)}{'_' + tag if tag else ''}"
     command = [sys.executable, "-m", "multibox", "train", f"train_data={data}", f"time_budget={budget:g}"]
+    command += list(settings)
     start = time.perf_counter()
     subprocess.run([*command, f"out_dir={run_dir}", "resume=none"], check=True, cwd=ROOT)
     seconds = time.perf_counter() - start
     checkpoints = sorted((run_dir / "checkpoints").glob("epoch_*.pt"))
     evaluation = subprocess.run(
         [sys.executable, "-m", "multibox", "evaluate", "--checkpoint", str(checkpoints[-1])]
-        + ["--data", data, "--split", "test"],
+        + ["--data", data, "--split", "test", "--out", str(run_dir / "test_evaluation")],
         check=True,
         cwd=ROOT,
         capture_output=True,
@@ -49,7 +51,7 @@ def run_multibox(data: str, budget: float, out: Path) -> dict:
     print(evaluation.stdout, file=sys.stderr)
     found = re.search(r"mAP VOC07 ([0-9.]+)\s+VOC area ([0-9.]+)", evaluation.stdout)
     return {
-        "run": "multibox defaults",
+        "run": "multibox defaults" + "".join(f" {s}" for s in settings),
         "epochs": int(checkpoints[-1].stem.split("_")[1]),
         "seconds": round(seconds, 1),
         "mAP_voc07": float(found.group(1)),
@@ -75,6 +77,9 @@ def main() -> None:
     parser.add_argument("--budgets", type=float, nargs="+", default=[300.0, 900.0, 1800.0])
     parser.add_argument("--only", choices=("multibox", "torchvision"))
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "budget"))
+    parser.add_argument(
+        "--set", nargs="*", default=[], metavar="KEY=VALUE", help="settings over the defaults"
+    )
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -82,7 +87,7 @@ def main() -> None:
         runs = [args.only] if args.only else ["multibox", "torchvision"]
         for name in runs:
             result = (
-                run_multibox(args.data, budget, out)
+                run_multibox(args.data, budget, out, args.set)
                 if name == "multibox"
                 else run_torchvision(args.data, budget)
             )

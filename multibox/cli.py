@@ -105,6 +105,11 @@ def _add_run_commands(sub: argparse._SubParsersAction) -> None:
         help="write the detections as COCO results JSON (the dataset's own image and category ids for COCO "
         "files); implies --coco",
     )
+    evaluate.add_argument(
+        "--out",
+        default="evaluation",
+        help="folder for the PR curves, confusion matrix and per-class tables (default: evaluation)",
+    )
     evaluate.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
 
     detect = sub.add_parser(
@@ -316,6 +321,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         image_ids=dataset.source_ids(),
         category_ids=dataset.category_ids,
         progress=True,
+        diagnostics=True,
     )
     print(result["table"])
     print(
@@ -334,12 +340,27 @@ def _evaluate(args: argparse.Namespace) -> int:
                 f"{k[5:]} {v:.4f}" for k, v in result.items() if k.startswith("coco_") and k != "coco_results"
             )
         )
+    _write_evaluation(result["diagnostics"], class_names, Path(args.out))
     if args.coco_results:
         path = Path(args.coco_results)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(result["coco_results"]))
         print(f"{len(result['coco_results'])} detections in COCO results format: {path}")
     return 0
+
+
+def _write_evaluation(diagnostics: dict, class_names: list[str], out) -> None:
+    """The per-class F1-best thresholds, and the diagnostics' pictures and tables in ``out``."""
+    from multibox.engine.diagnostics import overall_threshold, write_diagnostics
+
+    written = write_diagnostics(diagnostics, class_names, out)
+    best = ", ".join(
+        f"{name} {c['best_threshold']:.2f} (F1 {c['best_f1']:.3f})"
+        for name, c in diagnostics["classes"].items()
+        if c["best_threshold"] is not None
+    )
+    print(f"F1-best score thresholds: {best}; all classes {overall_threshold(diagnostics):.2f}")
+    print("wrote " + ", ".join(str(path) for path in written))
 
 
 def _detect(args: argparse.Namespace) -> int:

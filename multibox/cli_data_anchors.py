@@ -116,17 +116,23 @@ def format_report(report) -> str:
 
 
 def _fit_lines(fit) -> list[str]:
-    method = {"kmeans": "k-means sizes and ratios", "ratios": "the network's sizes, k-means ratios"}[
-        fit.method
-    ]
+    from multibox.model.anchor_fit import fit_score
+
+    names = {"kmeans": "k-means sizes and ratios", "ratios": "the network's sizes, k-means ratios"}
+    method = names.get(
+        fit.method, fit.method.replace("p", "percentile ").replace("+ ratios", "+ k-means ratios")
+    )
     lines = [f"fitted anchors ({method}, same anchors per location):", "layer  sizes / ratios"]
     for k, (sizes, ratios) in enumerate(zip(fit.fitted["sizes"], fit.fitted["ratios"], strict=True)):
         lines.append(f"{k:>5}  {', '.join(f'{s:g}' for s in sizes)} / {', '.join(f'{r:g}' for r in ratios)}")
-    before, after = fit.before.overall, fit.after.overall
+    before, after = fit_score(fit.before), fit_score(fit.after)
     lines += ["", "after the fit:", *coverage_table(fit.after), ""]
-    change = f"coverage {100 * before.coverage:.1f} % -> {100 * after.coverage:.1f} %"
+    change = (
+        f"mean class coverage {100 * before[0]:.1f} % -> {100 * after[0]:.1f} % "
+        f"(all boxes {100 * before[1]:.1f} % -> {100 * after[1]:.1f} %)"
+    )
     if fit.improved:
-        lines.append(f"{change}: train with these network_options (--write FILE writes them)")
+        lines.append(f"{change}: train with anchors=auto, or these network_options (--write FILE)")
     else:
         lines.append(f"{change}: the fit does not raise the coverage, keep the network's default anchors")
     return lines

@@ -88,6 +88,7 @@ def test_evaluate_excludes_and_names_the_unreadable_image(bccd_checkpoint, bccd_
     _split(root, "all", ids)
     _split(root, "good", ids[:3] + ids[4:])
     common = ["evaluate", "--checkpoint", str(bccd_checkpoint), "--data", str(root), "--device", "cpu"]
+    common += ["--out", str(tmp_path / "evaluation")]
     assert main([*common, "--split", "all"]) == 0
     captured = capfd.readouterr()
     assert f"excluded 1 unreadable images from the score: {ids[3]}\n" in captured.out
@@ -136,3 +137,19 @@ def test_detect_processes_every_readable_image_and_names_the_bad_ones(
     assert main(["detect", *map(str, good), *checkpoint, "--out", str(alone)]) == 0
     assert json.loads((alone / "detections.json").read_text()) == report  # the bad ones changed nothing
     assert sum(len(entry["detections"]) for entry in report[:2]) > 10
+
+
+def test_evaluate_writes_where_the_detector_fails(bccd_checkpoint, bccd_subset, tmp_path, capsys):
+    import csv
+
+    out = tmp_path / "evaluation"
+    args = ["evaluate", "--checkpoint", str(bccd_checkpoint), "--data", str(bccd_subset), "--split", "test"]
+    assert main([*args, "--device", "cpu", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    names = {"pr_curves.png", "confusion_matrix.png", "per_class.csv", "confusion_matrix.csv"}
+    assert names <= {p.name for p in out.iterdir()}
+    rows = {row["class"]: row for row in csv.DictReader((out / "per_class.csv").open())}
+    assert set(rows) == {"Platelets", "RBC", "WBC"}
+    for name, row in rows.items():  # the table's AP is the AP evaluate printed for that class
+        assert f"{float(row['ap_voc07']):.4f}" in printed, name
+    assert "F1-best score thresholds: " in printed

@@ -37,6 +37,9 @@ class TrainConfig:
         "default"  # default (the network's) | auto (fitted to the training boxes, see data anchors)
     )
     augment: str | None = None  # light (crops + flips) | original (the original's: + zoom-out, colour jitter)
+    multi_scale: list[int] = field(
+        default_factory=list
+    )  # training sizes drawn per batch, e.g. [256, 320, 384]
     augmentation: dict = field(
         default_factory=dict
     )  # TrainAugmentation keywords over the augment strength's (expand_prob, crop_prob, ...)

@@ -53,6 +53,7 @@ RANGES = {
     "time_budget": (lambda v: v > 0, "> 0 (seconds)"),
     "ema_decay": (lambda v: 0 < v < 1, "in (0, 1)"),
     "threads": (lambda v: v >= 1, ">= 1"),
+    "multi_scale": (lambda v: all(s >= 16 for s in v), "a list of sizes >= 16 (pixels)"),
 }
 
 DURATIONS = ("time_limit", "time_budget")

@@ -6,6 +6,7 @@ standard hooks (:func:`standard_hooks`); Python users add their own with ``train
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,7 @@ from multibox.engine.hooks import (
     ProgressBar,
     StopConditions,
 )
+from multibox.engine.multi_scale import MultiScale
 from multibox.engine.recipes import resolve_recipe
 from multibox.engine.threads import ThreadBudget
 from multibox.engine.time_budget import TimeBudget
@@ -120,6 +122,7 @@ def standard_hooks(config: TrainConfig, parts: TrainingParts) -> list[HookBase]:
         StopConditions(config.max_iterations, config.time_limit),
         *([parts.time_budget] if parts.time_budget is not None else []),
         LRSchedule(parts.scheduler),
+        *([MultiScale(config.multi_scale, config.seed)] if config.multi_scale else []),
         NonFiniteGuard(config.max_nonfinite),
         metrics,
         ProgressBar(metrics),
@@ -140,15 +143,17 @@ def standard_hooks(config: TrainConfig, parts: TrainingParts) -> list[HookBase]:
 
 def evaluation_period(config: TrainConfig, budget: TimeBudget | None):
     """Epochs between evaluations: ``val_interval``; by default every epoch for runs of up to 10 epochs, else
-    about ten evaluations a run (a budgeted run measures its epochs' length: a tenth of the budget apart)."""
+    about ten evaluations a run. A budgeted run measures its epochs and evaluations as it goes: evaluations a
+    tenth of the budget apart, and far enough apart that they take at most a tenth of the training time."""
     if config.val_interval is not None:
         return config.val_interval
     if budget is None:
         return max(1, config.epochs // 10)
 
-    def every() -> int:
-        history = budget.trainer.history
-        seconds = sum(row.get("seconds", 0.0) for row in history) / max(1, len(history))
-        return max(1, round(0.1 * budget.budget / max(1e-9, seconds))) if history else 1
+    def every() -> int:  # the epochs so far, this one included (its training seconds are in its row)
+        rows = [*budget.trainer.history, budget.trainer.row]
+        epoch = max(1e-9, sum(row.get("seconds", 0.0) for row in rows) / len(rows))
+        evaluation = budget.longest_evaluated_end or budget.estimated_end()  # measured once one has run
+        return max(1, round(0.1 * budget.budget / epoch), math.ceil(10 * evaluation / epoch))
 
     return every

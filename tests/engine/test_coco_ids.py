@@ -116,6 +116,8 @@ def test_evaluate_command_writes_results_under_the_files_own_ids(
         str(annotation_file),
         "--coco-results",
         str(out),
+        "--out",
+        str(tmp_path / "evaluation"),
     ]
     assert main(args) == 0
     printed = capsys.readouterr().out

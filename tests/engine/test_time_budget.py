@@ -61,7 +61,7 @@ def _budgeted(budget: TimeBudget, clock: FakeClock, seconds: float, end_seconds:
 
 def test_progress_is_time_used_over_the_budget_and_training_stops_at_its_end():
     clock = FakeClock()
-    budget = TimeBudget(30.0, end_images=0, clock=clock)
+    budget = TimeBudget(30.0, end_images=0, end_seconds=0.0, clock=clock)
     trainer, optimizer = _budgeted(budget, clock, seconds=1.0)
     lrs = []
     trainer.register(Watch(lambda trainer: lrs.append(optimizer.param_groups[0]["lr"])))
@@ -77,7 +77,7 @@ def test_progress_is_time_used_over_the_budget_and_training_stops_at_its_end():
 
 def test_a_slower_machine_takes_fewer_steps_and_still_ends_its_schedule():
     clock = FakeClock()
-    budget = TimeBudget(30.0, clock=clock)
+    budget = TimeBudget(30.0, end_seconds=0.0, clock=clock)
     trainer, optimizer = _budgeted(budget, clock, seconds=2.5)
     trainer.train()
     # 2.5 s per step: step 12 ends at 30 s, mid-epoch (epoch 4 of 3 steps each)
@@ -87,7 +87,7 @@ def test_a_slower_machine_takes_fewer_steps_and_still_ends_its_schedule():
 
 def test_the_measured_epoch_end_is_kept_in_reserve():
     clock = FakeClock()
-    budget = TimeBudget(30.0, clock=clock)
+    budget = TimeBudget(30.0, end_seconds=0.0, clock=clock)
     trainer, _ = _budgeted(budget, clock, seconds=1.0, end_seconds=4.0)
     trainer.train()
     # Epochs of 3 steps of 1 s, then 4 s of epoch end: epochs end at 7, 14, 21 and 28 s. Once the first end is
@@ -100,17 +100,17 @@ def test_the_measured_epoch_end_is_kept_in_reserve():
 
 def test_before_an_epoch_end_is_measured_the_reserve_is_estimated_from_the_training_speed():
     clock = FakeClock()
-    budget = TimeBudget(100.0, end_images=40, clock=clock)
+    budget = TimeBudget(100.0, end_images=40, end_seconds=2.0, clock=clock)
     budget.images, budget.training_seconds = 20, 10.0  # 2 images/s of training
-    # a forward pass is taken as costing half a training step per image: 40 images * 0.5 s / 2 = 10 s
-    assert budget.reserve() == pytest.approx(10.0)
-    budget.end_images = 10_000
+    # an end image costs a quarter of a training image (0.5 s) plus 4 ms: 2 + 40 * (0.125 + 0.004) = 7.16 s
+    assert budget.reserve() == pytest.approx(7.16)
+    budget.end_images = 1_000_000
     assert budget.reserve() == pytest.approx(50.0)  # never more than half the budget
 
 
 def test_progress_never_goes_back_and_a_resume_continues_from_the_time_used():
     clock = FakeClock()
-    budget = TimeBudget(30.0, clock=clock)
+    budget = TimeBudget(30.0, end_seconds=0.0, clock=clock)
     trainer, _ = _budgeted(budget, clock, seconds=1.0)
     trainer.register(Watch(lambda trainer: setattr(trainer, "stop_training", trainer.step >= 9)))
     trainer.train()
@@ -119,10 +119,41 @@ def test_progress_never_goes_back_and_a_resume_continues_from_the_time_used():
 
     clock2 = FakeClock()
     clock2.now = 1000.0  # a new process: its own clock
-    resumed = TimeBudget(30.0, clock=clock2)
+    resumed = TimeBudget(30.0, end_seconds=0.0, clock=clock2)
     trainer2, _ = _budgeted(resumed, clock2, seconds=1.0)
     resumed.trainer = trainer2
     resumed.load_state_dict(state)
     assert resumed.used() == pytest.approx(9.0) and resumed.progress == pytest.approx(0.3)
     trainer2.train()
     assert trainer2.step == 21  # the remaining 21 s at 1 s per step
+
+
+class EvaluateEvery(HookBase):
+    """Every ``period``-th epoch 'evaluates': its history row gets a mAP and its end takes ``seconds``; the
+    other epochs' ends take 1 s."""
+
+    def __init__(self, clock: FakeClock, period: int, seconds: float) -> None:
+        self.clock, self.period, self.seconds = clock, period, seconds
+
+    def after_epoch(self) -> None:
+        evaluated = (self.trainer.epoch + 1) % self.period == 0
+        self.clock.now += self.seconds if evaluated else 1.0
+        self.trainer.history.append({"mAP_voc07": 0.5 if evaluated else None})
+
+
+def test_the_reserve_is_the_end_with_an_evaluation_once_one_is_measured():
+    clock = FakeClock()
+    budget = TimeBudget(1000.0, end_images=100, end_seconds=0.0, clock=clock)
+    trainer, _ = _budgeted(budget, clock, seconds=1.0)
+    trainer.register(EvaluateEvery(clock, period=3, seconds=6.0))
+    reserves = Watch(lambda trainer: budget.reserve(), at="before_epoch")
+    trainer.register(reserves)
+    trainer.register(
+        Watch(lambda trainer: setattr(trainer, "stop_training", trainer.epoch >= 5), "after_epoch")
+    )
+    trainer.train()
+    # before any end: the estimate, 100 end images * (0.25 * 0.5 s + 4 ms) = 12.9 s (steps of 2 images in 1 s);
+    # after epochs 1 and 2
+    # (plain ends of 1 s) still the estimate, the longer; after epoch 3's evaluated end of 6 s: 6 s, although
+    # shorter than the estimate and however short the plain ends after it
+    assert reserves.seen == pytest.approx([0.0, 12.9, 12.9, 6.0, 6.0, 6.0])

@@ -17,8 +17,10 @@ from multibox.model.anchor_fit import (
     fit_anchors,
     fit_network_anchors,
     fit_ratios,
+    fit_score,
     kmeans_wh,
     network_anchors,
+    rescale_sizes,
     wh_iou,
 )
 from multibox.ops.boxes import box_iou
@@ -175,7 +177,7 @@ def test_fit_raises_coverage_of_skewed_boxes_and_builds():
     assert fit.after.overall.coverage > fit.before.overall.coverage
     assert fit.after.overall.mean_best_iou > fit.before.overall.mean_best_iou
     assert fit.improved and fit.options == fit.fitted and set(fit.options) == {"sizes", "ratios"}
-    assert fit.method in {"kmeans", "ratios"}
+    assert fit.method in {"kmeans", "ratios"} or fit.method.startswith("sizes from p")
     assert any(r == pytest.approx(0.25, abs=0.02) for layer in fit.options["ratios"] for r in layer)
     model = build_ssd("tiny", 2, 128, **fit.options)
     default = build_ssd("tiny", 2, 128)
@@ -202,3 +204,40 @@ def test_fit_is_deterministic():
     first = fit_network_anchors(boxes, labels, sizes, ["a", "b"], "tiny", 128, seed=5)
     second = fit_network_anchors(boxes, labels, sizes, ["a", "b"], "tiny", 128, seed=5)
     assert first.fitted == second.fitted
+
+
+def test_rescaled_sizes_spread_evenly_from_the_smallest_to_the_networks_last():
+    sizes = [[0.2, 0.27], [0.37, 0.45], [0.54, 0.62], [0.71, 0.79]]
+    moved = rescale_sizes(sizes, 0.08)
+    # first sizes linspace(0.08, 0.71, 4) = 0.08, 0.29, 0.50, 0.71; second sizes sqrt(s_k s_k+1), and past the
+    # last layer s_L^2 / s_L-1 = 0.71^2 / 0.5 = 1.0082 -> capped at 1: sqrt(0.71 * 1.0) = 0.8426
+    assert moved == [[0.08, 0.1523], [0.29, 0.3808], [0.5, 0.5958], [0.71, 0.8426]]
+
+
+def test_fits_are_judged_by_the_mean_class_coverage_first():
+    from multibox.model.anchor_fit import Coverage, CoverageRow
+
+    common_only = Coverage(
+        0.5, 300, CoverageRow(100, 95, 0.7), {"a": CoverageRow(90, 90, 0.7), "b": CoverageRow(10, 5, 0.4)}
+    )
+    balanced = Coverage(
+        0.5, 300, CoverageRow(100, 92, 0.6), {"a": CoverageRow(90, 83, 0.6), "b": CoverageRow(10, 9, 0.6)}
+    )
+    # mean class coverage (90/90 + 5/10) / 2 = 0.75 against (83/90 + 9/10) / 2 = 0.911
+    assert fit_score(common_only) == pytest.approx((0.75, 0.95, 0.7))
+    assert fit_score(balanced) > fit_score(common_only)
+
+
+def test_a_rare_class_of_small_boxes_gets_smaller_anchors():
+    rng = np.random.default_rng(0)
+    side, n_big, n_small = 320, 300, 40
+    big = rng.uniform(0.3, 0.5, n_big)  # squares of 30-50 % of the image
+    small = rng.uniform(0.05, 0.07, n_small)  # 16-22 px at 320: below the default smallest anchor
+    w = np.concatenate([big, small])
+    cx, cy = rng.uniform(w / 2, 1 - w / 2), rng.uniform(w / 2, 1 - w / 2)
+    boxes = (np.stack([cx - w / 2, cy - w / 2, cx + w / 2, cy + w / 2], axis=1) * side).astype(np.float32)
+    labels = np.array([0] * n_big + [1] * n_small)
+    fit = fit_network_anchors(boxes, labels, np.full((len(w), 2), side), ["big", "small"], "tiny", side)
+    assert fit.improved
+    assert fit.after.per_class["small"].coverage > fit.before.per_class["small"].coverage + 0.3
+    assert fit.options["sizes"][0][0] < fit.default["sizes"][0][0]

@@ -69,8 +69,9 @@ def load_dataset(
 
     Args:
         source: a VOC folder, a COCO JSON, a YOLO images folder (or its parent with ``images/<split>``), an
-            ``.lst`` file, or ``shapes[:NUM_IMAGES[:SEED]]``.
-        split: VOC image set, or the YOLO/shapes sub-set (shapes: ``train`` seed 0, ``val`` 1, ``test`` 2).
+            Ultralytics ``data.yaml``, an ``.lst`` file, or ``shapes[:NUM_IMAGES[:SEED]]``.
+        split: VOC image set, or the YOLO / data.yaml / shapes sub-set (shapes: ``train`` seed 0, ``val`` 1,
+            ``test`` 2).
     """
     return get_format(format or detect_format(source)).read(source, split, class_names)
 
