@@ -54,16 +54,16 @@ class TimeBudget(HookBase):
 
     def reserve(self) -> float:
         """Seconds kept for the run's end, at most half the budget: the longest epoch end with an evaluation
-        measured, or before one the longest end measured or an estimate, whichever is longer: ``end_seconds`` plus, per end image, a quarter of a training image's time (a forward
-        pass without backward) and 4 ms (decoding, NMS, scoring). Measured on 2 CPU cores, the estimate is
-        within a quarter of the end's time for a 320 px EfficientNet-Lite0 and for the quick start's tiny SSD,
-        whose per-image costs differ fivefold."""
+        measured, or before one the longer of the longest end measured and :meth:`estimated_end`."""
         if self.longest_evaluated_end > 0:
             return min(0.5 * self.budget, self.longest_evaluated_end)
         return min(0.5 * self.budget, max(self.longest_end, self.estimated_end()))
 
     def estimated_end(self) -> float:
-        """The estimate of the run's end before one with an evaluation has been measured."""
+        """The run's end before one with an evaluation has been measured: ``end_seconds`` plus, per end image,
+        a quarter of a training image's time (a forward pass without backward) and 4 ms (decoding, NMS,
+        scoring); picked to match the ends seen on 2 CPU cores for the default EfficientNet-Lite0 at 320 and
+        for the quick start's tiny SSD, whose per-image costs differ fivefold."""
         if not self.images or self.training_seconds <= 0:
             return 0.0
         per_image = 0.25 * self.training_seconds / self.images + 0.004

@@ -28,6 +28,7 @@ from multibox.engine.time_budget import TimeBudget
 from multibox.engine.train_logs import log
 from multibox.errors import ConfigError
 from multibox.model import build_ssd, network_spec
+from multibox.model.anchor_fit import fit_score
 from multibox.model.transfer import transfer_detector_weights
 
 
@@ -122,9 +123,10 @@ def fitted_anchors(config: TrainConfig, train_set, rank: int) -> TrainConfig:
     if config.anchors != "auto":
         return config
     fit = anchor_report(train_set, config.network, config.data_shape, fit=True).fit
+    before, after = fit_score(fit.before)[0], fit_score(fit.after)[0]
     log(
-        f"anchors=auto: the network's anchors match {100 * fit.before.overall.coverage:.1f}% of the training "
-        f"boxes at IoU 0.5, fitted ones {100 * fit.after.overall.coverage:.1f}%"
+        f"anchors=auto: the network's anchors match {100 * before:.1f}% of a class's training boxes at IoU "
+        f"0.5 on average over the classes, fitted ones ({fit.method}) {100 * after:.1f}%"
         + ("" if fit.improved else ": keeping the network's"),
         rank,
     )
