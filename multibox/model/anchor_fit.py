@@ -222,7 +222,7 @@ def _per_layer_counts(value: int | Sequence[int], num_layers: int, name: str) ->
 def _layer_ratios(centroids: np.ndarray, counts: np.ndarray) -> list[float]:
     """Ratios ``w / h`` of a layer's clusters, the most populated first (it gets every size)."""
     order = np.argsort(-counts, kind="stable")
-    return [round(float(centroids[i, 0] / centroids[i, 1]), 4) for i in order]
+    return [float(f"{centroids[i, 0] / centroids[i, 1]:.4g}") for i in order]  # 4 significant digits
 
 
 def _layer_sizes(scales: Sequence[float], sizes_per_layer: Sequence[int]) -> list[list[float]]:
