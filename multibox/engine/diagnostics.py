@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from multibox.engine.voc_metric import _as_numpy, _pairwise_iou, average_precision
+from multibox.engine.voc_metric import _as_numpy, _pairwise_iou, average_precision, match_by_class
 from multibox.viz import class_colour
 
 DEFAULT_THRESHOLD = 0.5  # the score threshold where nothing is known (no true positive anywhere)
@@ -73,24 +73,8 @@ class DetectionDiagnostics:
             raise ValueError(f"class id >= number of classes {num_classes}")
         difficult = gt[:, 5] > 0
         np.add.at(self._positives, gt_class[~difficult], 1)
-        for c in np.unique(det_class):
-            d = det[det_class == c]
-            d = d[np.argsort(-d[:, 1], kind="stable")]
-            g, g_difficult = gt[gt_class == c, 1:5], difficult[gt_class == c]
-            flags = np.full(len(d), 2, np.int8)
-            if len(g):
-                iou = _pairwise_iou(d[:, 2:6], g)
-                best = iou.argmax(axis=1)
-                best_iou = iou[np.arange(len(d)), best]
-                taken = np.zeros(len(g), bool)
-                for j in range(len(d)):  # greedy in score order, as the devkit
-                    if best_iou[j] > self.iou_threshold:
-                        k = best[j]
-                        if g_difficult[k]:
-                            flags[j] = 0
-                        elif not taken[k]:
-                            flags[j], taken[k] = 1, True
-            self._scores[c].append(d[:, 1])
+        for c, scores, flags in match_by_class(det, gt, gt_class, det_class, difficult, self.iou_threshold):
+            self._scores[c].append(scores)
             self._flags[c].append(flags)
 
     def compute(self, score_threshold: float | Mapping[str, float] | None = None) -> dict:

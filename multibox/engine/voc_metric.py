@@ -41,6 +41,31 @@ def average_precision(recall: np.ndarray, precision: np.ndarray, use_07_metric: 
     return float(np.sum((r[steps + 1] - r[steps]) * p[steps + 1]))
 
 
+def match_by_class(det, gt, gt_class, det_class, difficult, iou_threshold: float):
+    """The devkit's matching of one image, per class of its detections: yields ``(class, scores, flags)``
+    with the class's detection scores in descending order and per detection 1 (true positive: IoU >
+    ``iou_threshold`` with a ground truth not taken yet, greedy in score order), 2 (false positive) or 0
+    (matched a difficult ground truth: ignored). ``det (K, 6)``, ``gt (M, >=5)``, ``difficult (M,)``."""
+    for c in np.unique(det_class):
+        d = det[det_class == c]
+        d = d[np.argsort(-d[:, 1], kind="stable")]
+        g, g_difficult = gt[gt_class == c, 1:5], difficult[gt_class == c]
+        flags = np.full(len(d), 2, np.int8)  # false positive unless matched
+        if len(g):
+            iou = _pairwise_iou(d[:, 2:6], g)
+            best = iou.argmax(axis=1)
+            best_iou = iou[np.arange(len(d)), best]
+            taken = np.zeros(len(g), bool)
+            for j in range(len(d)):  # greedy in score order, as the devkit
+                if best_iou[j] > iou_threshold:
+                    k = best[j]
+                    if g_difficult[k]:
+                        flags[j] = 0
+                    elif not taken[k]:
+                        flags[j], taken[k] = 1, True
+        yield int(c), d[:, 1], flags
+
+
 class VOCMetric:
     """Accumulates detections and ground truth batch by batch; ``compute()`` returns per-class AP and mAP.
 
@@ -85,24 +110,8 @@ class VOCMetric:
             raise ValueError(f"class id >= number of classes {num_classes}")
         difficult = gt[:, 5] > 0 if gt.shape[1] > 5 else np.zeros(len(gt), bool)
         np.add.at(self._positives, gt_class[~difficult], 1)
-        for c in np.unique(det_class):
-            d = det[det_class == c]
-            d = d[np.argsort(-d[:, 1], kind="stable")]
-            g, g_difficult = gt[gt_class == c, 1:5], difficult[gt_class == c]
-            flags = np.full(len(d), 2, np.int8)  # false positive unless matched
-            if len(g):
-                iou = _pairwise_iou(d[:, 2:6], g)
-                best = iou.argmax(axis=1)
-                best_iou = iou[np.arange(len(d)), best]
-                taken = np.zeros(len(g), bool)
-                for j in range(len(d)):  # greedy in score order, as the devkit
-                    if best_iou[j] > self.iou_threshold:
-                        k = best[j]
-                        if g_difficult[k]:
-                            flags[j] = 0
-                        elif not taken[k]:
-                            flags[j], taken[k] = 1, True
-            self._scores[c].append(d[:, 1])
+        for c, scores, flags in match_by_class(det, gt, gt_class, det_class, difficult, self.iou_threshold):
+            self._scores[c].append(scores)
             self._flags[c].append(flags)
 
     def compute(self) -> dict:
