@@ -13,18 +13,19 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from multibox.engine.voc_metric import _as_numpy, _pairwise_iou, average_precision, match_by_class
+from multibox.engine.voc_metric import VOCMetric, _pairwise_iou, average_precision
 from multibox.viz import class_colour
 
 DEFAULT_THRESHOLD = 0.5  # the score threshold where nothing is known (no true positive anywhere)
 BACKGROUND = "background"
 
 
-class DetectionDiagnostics:
-    """Accumulates detections and ground truth; ``compute()`` returns curves, thresholds and a confusion matrix.
+class DetectionDiagnostics(VOCMetric):
+    """Accumulates detections and ground truth as :class:`VOCMetric` does (the same matching, the same
+    curves), and keeps every image for the confusion matrix; ``compute()`` returns curves, thresholds and a
+    confusion matrix.
 
     Args:
         class_names: names of the object classes (no background), ``C`` of them.
@@ -34,48 +35,19 @@ class DetectionDiagnostics:
     """
 
     def __init__(self, class_names: Sequence[str], iou_threshold: float = 0.5, confusion_iou: float = 0.5):
-        self.class_names = list(class_names)
-        self.iou_threshold = iou_threshold
         self.confusion_iou = confusion_iou
-        self.reset()
+        super().__init__(class_names, iou_threshold, use_07_metric=True)
 
     def reset(self) -> None:
-        num_classes = len(self.class_names)
-        self._scores: list[list[np.ndarray]] = [[] for _ in range(num_classes)]
-        self._flags: list[list[np.ndarray]] = [[] for _ in range(num_classes)]
-        self._positives = np.zeros(num_classes, np.int64)
+        super().reset()
         self._images: list[tuple[np.ndarray, np.ndarray]] = []  # per image: detections (K, 6), labels (M, 6)
-        self.num_images = 0
-
-    def update(self, detections: torch.Tensor | np.ndarray, labels: torch.Tensor | np.ndarray) -> None:
-        """Add a batch.
-
-        Args:
-            detections: ``(B, K, 6)`` rows ``[class_id, score, x1, y1, x2, y2]``; ``class_id < 0``: skipped.
-            labels: ``(B, M, 5 or 6)`` rows ``[cls, x1, y1, x2, y2(, difficult)]``, padding rows ``cls = -1``.
-        """
-        detections, labels = _as_numpy(detections), _as_numpy(labels)
-        if len(detections) != len(labels):
-            raise ValueError(f"{len(detections)} images of detections but {len(labels)} of labels")
-        for det, gt in zip(detections, labels, strict=True):
-            det, gt = det[det[:, 0] >= 0], gt[gt[:, 0] >= 0]
-            if gt.shape[1] < 6:
-                gt = np.concatenate([gt[:, :5], np.zeros((len(gt), 1), np.float32)], axis=1)
-            self._update_image(det, gt)
-            self._images.append((det.copy(), gt.copy()))
-            self.num_images += 1
 
     def _update_image(self, det: np.ndarray, gt: np.ndarray) -> None:
-        """VOCMetric's per-class matching: flags 1 true positive, 2 false positive, 0 ignored (difficult)."""
-        num_classes = len(self.class_names)
-        gt_class, det_class = gt[:, 0].astype(np.int64), det[:, 0].astype(np.int64)
-        if (gt_class >= num_classes).any() or (det_class >= num_classes).any():
-            raise ValueError(f"class id >= number of classes {num_classes}")
-        difficult = gt[:, 5] > 0
-        np.add.at(self._positives, gt_class[~difficult], 1)
-        for c, scores, flags in match_by_class(det, gt, gt_class, det_class, difficult, self.iou_threshold):
-            self._scores[c].append(scores)
-            self._flags[c].append(flags)
+        """VOCMetric's per-class matching, and the image kept (labels padded to 6 columns: not difficult)."""
+        super()._update_image(det, gt)
+        if gt.shape[1] < 6:
+            gt = np.concatenate([gt[:, :5], np.zeros((len(gt), 1), np.float32)], axis=1)
+        self._images.append((det.copy(), gt.copy()))
 
     def compute(self, score_threshold: float | Mapping[str, float] | None = None) -> dict:
         """Curves, F1-best thresholds and the confusion matrix.
