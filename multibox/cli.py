@@ -6,7 +6,15 @@ import argparse
 import os
 import sys
 
-from multibox.cli_args import OneLineParser, fraction, overlap, port, positive_float, positive_int
+from multibox.cli_args import (
+    OneLineParser,
+    add_dataset_source,
+    fraction,
+    overlap,
+    port,
+    positive_float,
+    positive_int,
+)
 from multibox.cli_data_anchors import add_anchors_command, run_anchors
 from multibox.cli_data_show import add_show_command, run_show
 from multibox.cli_export import add_export_command, run_export
@@ -26,10 +34,7 @@ def _add_data_commands(sub: argparse._SubParsersAction) -> None:
         "images, degenerate boxes, boxes outside the image, annotation/image size mismatches, unknown "
         "classes, images without boxes, duplicate images.",
     )
-    check.add_argument("path", help="VOC folder, COCO JSON, YOLO folder, .lst file or shapes[:N]")
-    check.add_argument("--split", help="image set (VOC ImageSets/Main/<split>.txt, YOLO images/<split>)")
-    check.add_argument("--format", choices=readable_formats(), help="default: detected")
-    check.add_argument("--classes", help="class-name file (one per line)")
+    add_dataset_source(check)
     check.add_argument("--fast", action="store_true", help="read image headers only, do not decode")
     check.add_argument("--examples", type=positive_int, default=5, help="examples listed per kind of problem")
 

@@ -1,4 +1,5 @@
-"""Argument types of the ``multibox`` command line: each refuses a bad value with a message argparse prints."""
+"""Argument types of the ``multibox`` command line (each refuses a bad value with a message argparse prints),
+and the arguments every command that reads a dataset takes."""
 
 from __future__ import annotations
 
@@ -67,3 +68,15 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def add_dataset_source(parser: argparse.ArgumentParser) -> None:
+    """``path``, ``--split``, ``--format`` and ``--classes``: a dataset as ``load_dataset`` reads it."""
+    from multibox.data.formats import readable_formats
+
+    parser.add_argument(
+        "path", help="VOC folder, COCO JSON, YOLO folder, Ultralytics data.yaml, .lst file or shapes[:N]"
+    )
+    parser.add_argument("--split", help="image set (VOC ImageSets/Main/<split>.txt, YOLO images/<split>)")
+    parser.add_argument("--format", choices=readable_formats(), help="default: detected")
+    parser.add_argument("--classes", help="class-name file (one per line)")

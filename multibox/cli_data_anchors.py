@@ -7,14 +7,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from multibox.cli_args import fraction, positive_int
+from multibox.cli_args import add_dataset_source, fraction, positive_int
 from multibox.errors import ConfigError
 
 
 def add_anchors_command(data_subparsers: argparse._SubParsersAction) -> None:
     """Add ``anchors`` to the ``multibox data`` subcommands."""
-    from multibox.data.formats import readable_formats
-
     anchors = data_subparsers.add_parser(
         "anchors",
         help="how many boxes the network's anchors can match (IoU >= 0.5), per class and size; --fit fits them",
@@ -23,10 +21,7 @@ def add_anchors_command(data_subparsers: argparse._SubParsersAction) -> None:
         "per class and per size (COCO's 32/96 px of 640 scaled to the input: 0.05 and 0.15 of its side). "
         "--fit also fits anchor sizes and ratios by k-means (1 - IoU) with the same anchors per location.",
     )
-    anchors.add_argument("path", help="VOC folder, COCO JSON, YOLO folder, .lst file or shapes[:N]")
-    anchors.add_argument("--split", help="image set (VOC ImageSets/Main/<split>.txt, YOLO images/<split>)")
-    anchors.add_argument("--format", choices=readable_formats(), help="default: detected")
-    anchors.add_argument("--classes", help="class-name file (one per line)")
+    add_dataset_source(anchors)
     anchors.add_argument("--network", default="vgg16_reduced", help="network name (default: vgg16_reduced)")
     anchors.add_argument("--data-shape", type=positive_int, default=300, help="input size (default: 300)")
     anchors.add_argument("--iou", type=fraction, default=0.5, help="IoU a match needs (default: 0.5)")

@@ -7,24 +7,19 @@ import argparse
 import re
 from pathlib import Path
 
-from multibox.cli_args import positive_int
+from multibox.cli_args import add_dataset_source, positive_int
 from multibox.errors import ConfigError
 
 
 def add_show_command(data_subparsers: argparse._SubParsersAction) -> None:
     """Add ``show`` to the ``multibox data`` subcommands."""
-    from multibox.data.formats import readable_formats
-
     show = data_subparsers.add_parser(
         "show",
         help="draw a grid of images with their boxes (as annotated, or --augmented as training sees them)",
         description="Write a JPEG grid of a dataset's images with their ground-truth boxes in class colours, "
         "or with --augmented the same images after the training augmentation.",
     )
-    show.add_argument("path", help="VOC folder, COCO JSON, YOLO folder, .lst file or shapes[:N]")
-    show.add_argument("--split", help="image set (VOC ImageSets/Main/<split>.txt, YOLO images/<split>)")
-    show.add_argument("--format", choices=readable_formats(), help="default: detected")
-    show.add_argument("--classes", help="class-name file (one per line)")
+    add_dataset_source(show)
     show.add_argument("--augmented", action="store_true", help="after the training augmentation")
     show.add_argument("--data-shape", type=positive_int, default=300, help="augmented image size (pixels)")
     show.add_argument("--count", type=positive_int, default=16, help="number of images (default 16)")
