@@ -62,9 +62,11 @@ def train(config: TrainConfig, hooks: Sequence[HookBase] = ()) -> TrainResult:
 
     Settings left open take the recipe's values (:mod:`multibox.engine.recipes`); every resolved choice is
     printed and the whole resolved config is written to ``out_dir/config.yaml``."""
-    dist = DistributedContext.from_environment(config.checked().device)
-    config = resolved_config(config, dist)
-    parts = build_parts(config, dist)
+    config = config.checked()
+    dist = DistributedContext.from_environment(config.device)
+    source = read_checkpoint(config.finetune) if config.finetune else None  # read once, for both below
+    config = resolved_config(config, dist, source)
+    parts = build_parts(config, dist, source)
     trainer = Trainer(
         parts.model,
         parts.train_model,
@@ -93,11 +95,12 @@ def train(config: TrainConfig, hooks: Sequence[HookBase] = ()) -> TrainResult:
     )
 
 
-def resolved_config(config: TrainConfig, dist: DistributedContext) -> TrainConfig:
-    """``config`` with its recipe applied, logged setting by setting and written to ``out_dir/config.yaml``."""
+def resolved_config(config: TrainConfig, dist: DistributedContext, source: dict | None = None) -> TrainConfig:
+    """``config`` with its recipe applied (``source``: the ``finetune`` checkpoint, whose network a fine-tune
+    takes), logged setting by setting and written to ``out_dir/config.yaml``."""
     import yaml
 
-    finetuned = read_checkpoint(config.finetune)["network"] if config.checked().finetune else None
+    finetuned = source["network"] if source is not None else None
     config, lines = resolve_recipe(config.checked(), dist.device, finetuned)
     for line in lines:
         log(line, dist.rank)

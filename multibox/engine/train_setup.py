@@ -64,15 +64,16 @@ class TrainingParts:
     time_budget: TimeBudget | None = None  # the schedule's clock when the run has a time_budget
 
 
-def build_parts(config: TrainConfig, dist: DistributedContext) -> TrainingParts:
-    """Seed, data, model (on the device, frozen as configured), optimiser, loaders, for this rank."""
+def build_parts(config: TrainConfig, dist: DistributedContext, source: dict | None = None) -> TrainingParts:
+    """Seed, data, model (on the device, frozen as configured), optimiser, loaders, for this rank; ``source``:
+    the ``finetune`` checkpoint when the caller has read it already."""
     torch.manual_seed(config.seed + dist.rank)
     if dist.device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # the input size is fixed: let cuDNN pick its fastest kernels
     out_dir = Path(config.out_dir)
     if dist.rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
-    config, source = finetune_source(config)  # a fine-tune keeps its detector's network_options
+    config, source = finetune_source(config, source)  # a fine-tune keeps its detector's network_options
     train_set, val_set = load_datasets(config, dist.rank)
     config = fitted_anchors(config, train_set, dist.rank)
     model = build_model(config, list(train_set.class_names), dist.rank, source).to(dist.device)
@@ -191,12 +192,13 @@ def build_model(
     return model
 
 
-def finetune_source(config: TrainConfig) -> tuple[TrainConfig, dict | None]:
+def finetune_source(config: TrainConfig, state: dict | None = None) -> tuple[TrainConfig, dict | None]:
     """``config`` with the ``finetune`` detector's network_options (its input normalisation and layout must
-    be kept), and that checkpoint; ``config, None`` without ``finetune``."""
+    be kept), and that checkpoint (``state``, read here when not given); ``config, None`` without
+    ``finetune``."""
     if not config.finetune:
         return config, None
-    state = read_checkpoint(config.finetune)
+    state = read_checkpoint(config.finetune) if state is None else state
     network = state["network"]
     options = dict(network.get("options") or {})
     if network["name"] != config.network:
