@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,9 +17,11 @@ class TrainConfig:
     """Every setting of a training run; defaults are the original's where it had one (spec 1.2, 1.3)."""
 
     # data
-    train_data: str = "shapes:512"  # VOC folder, COCO JSON, YOLO folder, .lst, or shapes[:N[:SEED]]
+    # VOC folder, COCO JSON or COCO root, YOLO folder, .lst, shapes[:N[:SEED]]; or a list of them, joined into
+    # one set (classes merged by name, multibox/data/concat.py), train_split read from each
+    train_data: str | list[str] = "shapes:512"
     train_split: str | None = "train"
-    val_data: str | None = None  # default: train_data with val_split
+    val_data: str | list[str] | None = None  # default: train_data with val_split; a list is joined too
     val_split: str | None = "val"
     class_names: str | None = None  # file with one class per line (default: from the data)
     # the recipe: a setting left at None (weights_backbone at "auto") takes the recipe's value, see recipes.py
@@ -42,7 +45,7 @@ class TrainConfig:
     )  # training sizes drawn per batch, e.g. [256, 320, 384]
     augmentation: dict = field(
         default_factory=dict
-    )  # TrainAugmentation keywords over the augment strength's (expand_prob, crop_prob, ...)
+    )  # TrainAugmentation keywords over the augment strength's (expand_prob, ..., samplers: [...], colour: {...})
     # optimisation
     optimizer: str | None = None  # sgd | sgd_mxnet (lr inside the momentum buffer, as the original) | adamw
     lr: float | None = None
@@ -110,18 +113,45 @@ def load_config(
     """``TrainConfig`` from keyword defaults, then a YAML file, then ``key=value`` overrides (in that order),
     checked (:meth:`TrainConfig.checked`): YAML values and command-line values obey the same rules.
 
-    Unknown keys are errors that name the key and list the valid ones.
+    A mapping setting also takes dotted keys, ``augmentation.colour.max_hue=9``: the value (read as YAML) is
+    set at that place of the mapping, the rest of it kept. Unknown keys are errors that name the key and list
+    the valid ones.
     """
     values = dict(defaults)
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     if path is not None:
-        values.update(_read_yaml(Path(path), names))
+        values.update(_read_yaml(Path(path), set(fields)))
     for item in overrides or []:
         key, value = _parse_override(item)
-        if key not in names:
-            raise ConfigError(f"unknown setting {key!r}; valid: {', '.join(sorted(names))}")
-        values[key] = value
+        name, _, inner = key.partition(".")
+        if name not in fields:
+            raise ConfigError(f"unknown setting {name!r}; valid: {', '.join(sorted(fields))}")
+        if not inner:
+            values[name] = value
+            continue
+        if fields[name].type != "dict":
+            raise ConfigError(f"{key}: {name} is not a mapping, so it takes no dotted key; give {name}=VALUE")
+        values[name] = _set_nested(values.get(name), inner.split("."), value, key)
     return TrainConfig(**values).checked()
+
+
+def _set_nested(mapping: Any, path: list[str], text: str, key: str) -> dict:
+    """A copy of ``mapping`` (None: empty) with the YAML value of ``text`` at ``path``; an entry on the way
+    that is not a mapping (None, true/false) becomes one, a list is refused."""
+    from multibox.engine.config_checks import read_yaml_value
+
+    mapping = read_yaml_value(key, mapping) if isinstance(mapping, str) else mapping  # an earlier NAME=...
+    mapping = copy.deepcopy(mapping) if isinstance(mapping, dict) else {}
+    node = mapping
+    for depth, part in enumerate(path[:-1]):
+        child = node.get(part)
+        if isinstance(child, list | tuple):
+            where = ".".join([key.split(".")[0], *path[: depth + 1]])
+            raise ConfigError(f"{key}: {where} is a list; give the whole list, {where}=[...]")
+        node[part] = child if isinstance(child, dict) else {}
+        node = node[part]
+    node[path[-1]] = read_yaml_value(key, text)
+    return mapping
 
 
 def _read_yaml(path: Path, names: set[str]) -> dict:

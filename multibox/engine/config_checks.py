@@ -56,6 +56,9 @@ RANGES = {
     "multi_scale": (lambda v: all(s >= 16 for s in v), "a list of sizes >= 16 (pixels)"),
 }
 
+DATA_SOURCES = ("train_data", "val_data")
+"""Settings that take one dataset or a list of them (joined by multibox.data.concat)."""
+
 DURATIONS = ("time_limit", "time_budget")
 """Settings in seconds that also take text such as ``90s``, ``15m``, ``1h30m``."""
 
@@ -81,16 +84,53 @@ def check_config(config: Any) -> Any:
         value = getattr(config, item.name)
         if item.name in DURATIONS:
             value = parse_duration(item.name, value)
-        value = convert(item.name, value, hints[item.name])
+        if item.name in DATA_SOURCES:
+            value = data_sources(item.name, value, type(None) in typing.get_args(hints[item.name]))
+        else:
+            value = convert(item.name, value, hints[item.name])
         _check_range(item.name, value)
         values[item.name] = value
     _check_names(values)
+    _check_augmentation(values["augmentation"])
     if values.get("finetune") and values.get("weights_backbone") not in (None, "auto"):
         raise ConfigError(
             "finetune and weights_backbone both given: finetune starts from its whole detector, backbone "
             "included; drop weights_backbone"
         )
     return dataclasses.replace(config, **values)
+
+
+def data_sources(name: str, value: Any, optional: bool) -> str | list[str] | None:
+    """A data setting: one source (text, kept as typed) or a non-empty list of them; on the command line a
+    list is YAML in brackets, ``train_data=[VOC2007, VOC2012]``."""
+    if isinstance(value, CommandLineText):
+        text = value.strip()
+        if text.lower() in ("null", "~", ""):
+            value = None
+        elif not text.startswith("["):
+            return str(value)
+        else:
+            value = read_yaml_value(name, text)
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"{name} needs a value: a dataset, or a list of datasets")
+    items = value if isinstance(value, list | tuple) else [value]
+    bad = [
+        v for v in items if isinstance(v, bool) or not isinstance(v, str | int | float) or not str(v).strip()
+    ]
+    if bad or not items:
+        shown = repr(bad[0]) if bad else "an empty list"
+        raise ConfigError(f"{name} expects a dataset or a list of datasets (text), got {shown}")
+    return [str(v) for v in items] if isinstance(value, list | tuple) else str(value)
+
+
+def _check_augmentation(settings: dict) -> None:
+    """The ``augmentation`` mapping as TrainAugmentation takes it: ConfigError naming a bad key (its checks
+    and conversion are the data room's, :func:`multibox.data.augment_settings.train_augmentation_keywords`)."""
+    from multibox.data.augment_settings import train_augmentation_keywords
+
+    train_augmentation_keywords(settings)
 
 
 def convert(name: str, value: Any, hint: Any) -> Any:
@@ -103,7 +143,7 @@ def convert(name: str, value: Any, hint: Any) -> Any:
     if isinstance(value, CommandLineText):
         if base is str and not (optional and value.strip().lower() in ("null", "~")):
             return str(value)
-        value = _read_yaml_value(name, value)
+        value = read_yaml_value(name, value)
     if value is None:
         if optional:
             return None
@@ -115,7 +155,7 @@ def convert(name: str, value: Any, hint: Any) -> Any:
     return converted
 
 
-def _read_yaml_value(name: str, text: str) -> Any:
+def read_yaml_value(name: str, text: str) -> Any:
     import yaml
 
     try:

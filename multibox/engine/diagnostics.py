@@ -32,11 +32,18 @@ class DetectionDiagnostics(VOCMetric):
         iou_threshold: curves and AP: a detection matches a ground truth of its class when IoU > threshold
             (strict, as VOCMetric and the devkit).
         confusion_iou: confusion matrix: a detection matches a ground truth of any class when IoU >= this.
+        use_difficult: difficult ground truth scored as ordinary, in the curves and the matrix (VOCMetric's).
     """
 
-    def __init__(self, class_names: Sequence[str], iou_threshold: float = 0.5, confusion_iou: float = 0.5):
+    def __init__(
+        self,
+        class_names: Sequence[str],
+        iou_threshold: float = 0.5,
+        confusion_iou: float = 0.5,
+        use_difficult: bool = False,
+    ):
         self.confusion_iou = confusion_iou
-        super().__init__(class_names, iou_threshold, use_07_metric=True)
+        super().__init__(class_names, iou_threshold, use_07_metric=True, use_difficult=use_difficult)
 
     def reset(self) -> None:
         super().reset()

@@ -28,6 +28,7 @@ def evaluate(
     progress: bool = False,
     image_names: Sequence[str] | None = None,
     diagnostics: bool = False,
+    use_difficult: bool = False,
 ) -> dict:
     """Detect on every batch of ``loader`` (images ``(B, 3, H, W)``, labels ``(B, M, 6)``, not shuffled).
 
@@ -51,17 +52,20 @@ def evaluate(
     ``image_ids`` and ``category_ids`` when given (COCO files; else an image's id is its dataset index + 1).
     With ``diagnostics`` it also holds ``"diagnostics"``: :meth:`DetectionDiagnostics.compute`'s result
     (per-class curves, F1-best thresholds, confusion matrix; :func:`write_diagnostics` draws them).
+    ``use_difficult``: difficult ground truth scored as ordinary (VOC and diagnostics; the original's
+    ``--use-difficult``); by default it is ignored, as the VOC devkit does.
     """
-    is_module = isinstance(
-        model, torch.nn.Module
-    )  # exported detectors (ONNX, TorchScript) have detect() only
+    # exported detectors (ONNX, TorchScript) have detect() only
+    is_module = isinstance(model, torch.nn.Module)
     was_training = is_module and model.training
     if is_module:
         model.eval()
-    voc07 = VOCMetric(class_names, iou_threshold, use_07_metric=True)
-    area = VOCMetric(class_names, iou_threshold, use_07_metric=False)
+    voc07 = VOCMetric(class_names, iou_threshold, use_07_metric=True, use_difficult=use_difficult)
+    area = VOCMetric(class_names, iou_threshold, use_07_metric=False, use_difficult=use_difficult)
     coco_metric = _coco_metric(class_names, category_ids, image_sizes) if coco else None
-    diagnosis = DetectionDiagnostics(class_names, iou_threshold) if diagnostics else None
+    diagnosis = (
+        DetectionDiagnostics(class_names, iou_threshold, use_difficult=use_difficult) if diagnostics else None
+    )
     decoding = settings.to_dict() if settings is not None else {}
     start = time.perf_counter()
     scored, indexed = [], None  # dataset indices evaluated; whether the batches carry indices

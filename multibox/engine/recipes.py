@@ -184,7 +184,10 @@ def cached_torchvision_weights(network: str, name: str) -> bool:
 
 
 def augmentation_keywords(config: TrainConfig) -> dict:
-    """TrainAugmentation keywords: the ``augment`` strength's, then ``augmentation``'s over them."""
+    """TrainAugmentation keywords: the ``augment`` strength's, then ``augmentation``'s over them, with
+    ``samplers`` and ``colour`` made into the real objects (:mod:`multibox.data.augment_settings`)."""
+    from multibox.data.augment_settings import train_augmentation_keywords
+
     if config.augment not in AUGMENT_STRENGTHS:
         raise ConfigError(f"augment must be one of {', '.join(AUGMENT_STRENGTHS)}, got {config.augment!r}")
-    return {**AUGMENT_STRENGTHS[config.augment], **config.augmentation}
+    return train_augmentation_keywords({**AUGMENT_STRENGTHS[config.augment], **config.augmentation})

@@ -65,8 +65,9 @@ def train(config: TrainConfig, hooks: Sequence[HookBase] = ()) -> TrainResult:
     config = config.checked()
     dist = DistributedContext.from_environment(config.device)
     source = read_checkpoint(config.finetune) if config.finetune else None  # read once, for both below
-    config = resolved_config(config, dist, source)
-    parts = build_parts(config, dist, source)
+    parts = build_parts(resolved_config(config, dist, source), dist, source)
+    config = parts.config
+    write_config(config, dist.rank)
     trainer = Trainer(
         parts.model,
         parts.train_model,
@@ -97,19 +98,24 @@ def train(config: TrainConfig, hooks: Sequence[HookBase] = ()) -> TrainResult:
 
 def resolved_config(config: TrainConfig, dist: DistributedContext, source: dict | None = None) -> TrainConfig:
     """``config`` with its recipe applied (``source``: the ``finetune`` checkpoint, whose network a fine-tune
-    takes), logged setting by setting and written to ``out_dir/config.yaml``."""
-    import yaml
-
+    takes), logged setting by setting."""
     finetuned = source["network"] if source is not None else None
     config, lines = resolve_recipe(config.checked(), dist.device, finetuned)
     for line in lines:
         log(line, dist.rank)
-    if dist.rank == 0:
-        out_dir = Path(config.out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        text = yaml.safe_dump(config.to_dict(), sort_keys=False)
-        (out_dir / "config.yaml").write_text("# the resolved settings of this run (multibox train)\n" + text)
     return config
+
+
+def write_config(config: TrainConfig, rank: int) -> None:
+    """``out_dir/config.yaml``: every setting of the run as it trains (recipe, fine-tune and fitted anchors
+    applied), to read or to train again with."""
+    import yaml
+
+    if rank == 0:
+        text = yaml.safe_dump(config.to_dict(), sort_keys=False)
+        (Path(config.out_dir) / "config.yaml").write_text(
+            "# the resolved settings of this run (multibox train)\n" + text
+        )
 
 
 def standard_hooks(config: TrainConfig, parts: TrainingParts) -> list[HookBase]:

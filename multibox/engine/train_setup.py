@@ -13,10 +13,10 @@ from multibox.data import (
     TrainAugmentation,
     check_dataset,
     clean_for_training,
-    load_dataset,
     make_loader,
     require_images,
 )
+from multibox.data.concat import as_source_list, load_sources
 from multibox.engine.anchor_report import anchor_report
 from multibox.engine.checkpointer import Checkpointer
 from multibox.engine.config import TrainConfig
@@ -46,9 +46,11 @@ class SSDLoss(torch.nn.Module):
 
 @dataclass
 class TrainingParts:
-    """What :func:`build_parts` makes: the bare ``model`` and the ``train_model`` that steps it (loss module,
+    """What :func:`build_parts` makes: the ``config`` it built them from (a fine-tune's network options and
+    fitted anchors filled in), the bare ``model`` and the ``train_model`` that steps it (loss module,
     DDP-wrapped and compiled as configured), optimiser, schedule, AMP, loaders and the checkpoint folder."""
 
+    config: TrainConfig
     model: torch.nn.Module
     train_model: torch.nn.Module
     optimizer: torch.optim.Optimizer
@@ -87,6 +89,7 @@ def build_parts(config: TrainConfig, dist: DistributedContext, source: dict | No
     has_validation = dist.all_ranks(val_set is not None)
     train_model = dist.wrap(loss_module(config, model))  # DDP starts every rank from rank 0's weights
     return TrainingParts(
+        config=config,
         model=model,
         train_model=torch.compile(train_model) if config.compile else train_model,
         optimizer=optimizer,
@@ -135,17 +138,19 @@ def fitted_anchors(config: TrainConfig, train_set, rank: int) -> TrainConfig:
 
 
 def load_datasets(config: TrainConfig, rank: int):
-    """The cleaned training set (an error when nothing usable is left) and the validation set (or None)."""
-    train_set = load_dataset(config.train_data, config.train_split, class_names=config.class_names)
+    """The cleaned training set (an error when nothing usable is left) and the validation set (or None); a
+    list of sources is read split by split and joined (:func:`multibox.data.concat.load_sources`)."""
+    train_set = load_sources(config.train_data, config.train_split, class_names=config.class_names)
     report = check_dataset(train_set, images=True, decode=False)
     train_set, summary = clean_for_training(train_set, report)
     log(f"train data {summary}", rank)
-    require_images(train_set, f"train_data {config.train_data} (split {config.train_split})", report)
+    shown = ", ".join(as_source_list(config.train_data))
+    require_images(train_set, f"train_data {shown} (split {config.train_split})", report)
     val_set = None
     if config.val_split is not None or config.val_data:
         source = config.val_data or config.train_data
         try:
-            val_set = load_dataset(source, config.val_split, class_names=train_set.class_names)
+            val_set = load_sources(source, config.val_split, class_names=train_set.class_names)
         except FileNotFoundError as error:
             log(f"no validation data ({error}); training without evaluation", rank)
     if val_set is not None:

@@ -2,7 +2,8 @@
 
 Differences from the original MXNet ``MApMetric`` (spec 1.16), all deliberate: every image counts (also
 images without ground truth, whose detections are false positives); difficult ground truth is excluded from
-the positives count everywhere and detections matched to it are ignored; the mean runs over every class that
+the positives count everywhere and detections matched to it are ignored (with ``use_difficult``, as the
+original's ``--use-difficult``, it is scored as ordinary ground truth); the mean runs over every class that
 has non-difficult ground truth.
 """
 
@@ -73,12 +74,21 @@ class VOCMetric:
         class_names: names of the object classes (no background).
         iou_threshold: a detection matches a ground truth when IoU > threshold (strict, as the devkit).
         use_07_metric: 11-point VOC07 AP (True) or VOC2010+ area AP (False).
+        use_difficult: count difficult ground truth as ordinary ground truth (the original evaluate.py's
+            `--use-difficult`): it counts among the positives and a detection on it is a true positive.
     """
 
-    def __init__(self, class_names: Sequence[str], iou_threshold: float = 0.5, use_07_metric: bool = True):
+    def __init__(
+        self,
+        class_names: Sequence[str],
+        iou_threshold: float = 0.5,
+        use_07_metric: bool = True,
+        use_difficult: bool = False,
+    ):
         self.class_names = list(class_names)
         self.iou_threshold = iou_threshold
         self.use_07_metric = use_07_metric
+        self.use_difficult = use_difficult
         self.reset()
 
     def reset(self) -> None:
@@ -96,6 +106,9 @@ class VOCMetric:
             labels: ``(B, M, 5 or 6)`` rows ``[cls, x1, y1, x2, y2(, difficult)]``, padding rows ``cls = -1``.
         """
         detections, labels = _as_numpy(detections), _as_numpy(labels)
+        if self.use_difficult and labels.shape[-1] > 5:
+            labels = labels.copy()
+            labels[..., 5] = 0  # difficult ground truth scored as ordinary
         if len(detections) != len(labels):
             raise ValueError(f"{len(detections)} images of detections but {len(labels)} of labels")
         for det, gt in zip(detections, labels, strict=True):
@@ -148,6 +161,7 @@ class VOCMetric:
         result = self.compute()
         width = max([len(n) for n in self.class_names] + [5])
         kind = "VOC07 11-point" if self.use_07_metric else "VOC area"
+        kind += ", difficult counted" if self.use_difficult else ""
         lines = [f"{'class':<{width}}  AP ({kind}, IoU > {self.iou_threshold:g})  positives"]
         for c, name in enumerate(self.class_names):
             value = result["ap"][name]

@@ -111,3 +111,32 @@ def test_random_layers_are_never_frozen_by_default():
     scratch, _ = resolve_recipe(TrainConfig(recipe="mxnet", weights_backbone=None).checked(), CPU)
     model = build_model(scratch, ["a", "b"], rank=1)
     assert all(p.requires_grad for p in model.parameters())  # the original freezes nothing from scratch
+
+
+def test_config_yaml_holds_the_anchors_the_run_fitted_and_trained_with(tmp_path):
+    import yaml
+
+    from multibox.checkpoint import read_checkpoint
+    from multibox.engine.train import train
+
+    config = TrainConfig(
+        train_data="shapes:16",
+        network="tiny",
+        data_shape=64,
+        anchors="auto",
+        val_split=None,
+        ema=False,
+        precise_bn_batches=0,
+        epochs=1,
+        batch_size=8,
+        max_iterations=1,
+        num_workers=0,
+        tensorboard=False,
+        device="cpu",
+        out_dir=str(tmp_path),
+    )
+    result = train(config)
+    written = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    trained = read_checkpoint(result.checkpoint)["network"]["options"]
+    assert written["recipe"] == "lite" and written["anchors"] == "auto"
+    assert written["network_options"] == trained and "sizes" in trained  # what the model was built with

@@ -10,7 +10,7 @@ import numpy as np
 
 from multibox.data.formats.classes import resolve_class_names
 from multibox.data.records import DetectionDataset, DetectionRecord, Problem
-from multibox.errors import DataError
+from multibox.errors import ConfigError, DataError
 
 
 def _checked_categories(annotation_file: Path, categories: list) -> list[dict]:
@@ -66,10 +66,17 @@ def _load_json(annotation_file: Path) -> dict:
     return data
 
 
-def _default_image_dir(annotation_file: Path) -> Path:
-    """``../images/<set>`` or ``<set>`` next to ``instances_<set>.json`` when present, else the JSON's folder."""
-    stem = annotation_file.stem.split("_", 1)[-1]
-    candidates = [annotation_file.parent.parent / "images" / stem, annotation_file.parent / stem]
+def _default_image_dir(annotation_file: Path, images: list) -> Path:
+    """The image folder of ``instances_<set>.json``: ``../images/<set>``, ``<set>`` beside the JSON or
+    ``../<set>`` (the standard layout: ``annotations/`` beside ``val2017/``) when present, where ``<set>`` is
+    also the set named in COCO 2014 file names (``COCO_val2014_...jpg``: ``val2014``, the folder of
+    ``valminusminival2014``); else the JSON's folder."""
+    sets = [annotation_file.stem.split("_", 1)[-1]]
+    parts = Path(str(images[0].get("file_name", ""))).name.split("_") if images else []
+    if len(parts) > 2 and parts[0] == "COCO":
+        sets.append(parts[1])
+    root = annotation_file.parent.parent
+    candidates = [c for s in sets for c in (root / "images" / s, annotation_file.parent / s, root / s)]
     return next((c for c in candidates if c.is_dir()), annotation_file.parent)
 
 
@@ -123,7 +130,7 @@ def read_coco(
     Boxes ``[x, y, w, h]`` become ``[x, y, x + w, y + h]``; ``iscrowd`` annotations are kept with their
     ``crowd`` flag set (the loader ignores them in training, evaluation ignores detections on them). Classes
     are the categories in id order unless ``class_names`` is given (then matched by name). Images default to
-    the folder next to the JSON named like its ``instances_<set>`` suffix, else the JSON's folder.
+    the folder named like its ``instances_<set>`` suffix beside the JSON or its folder (``_default_image_dir``).
 
     Two categories of one name (or of one id), and two images of one id, are a ``DataError``: merging them
     would mislabel boxes. Annotations left out are reported as problems, each naming its annotation:
@@ -132,9 +139,11 @@ def read_coco(
     """
     annotation_file = Path(annotation_file)
     data = _load_json(annotation_file)
-    image_dir = Path(image_dir) if image_dir is not None else _default_image_dir(annotation_file)
     categories = sorted(_checked_categories(annotation_file, data["categories"]), key=lambda c: c["id"])
     _check_images(annotation_file, data["images"])
+    image_dir = (
+        Path(image_dir) if image_dir is not None else _default_image_dir(annotation_file, data["images"])
+    )
     names = [c["name"] for c in categories] if class_names is None else resolve_class_names(class_names, [])
     index = {name: i for i, name in enumerate(names)}
     category_class = {c["id"]: index.get(c["name"]) for c in categories}
@@ -159,6 +168,47 @@ def read_coco(
         problems=problems,
         category_ids=category_ids if all(isinstance(c, int) for c in category_ids) else None,
     )
+
+
+def coco_splits(root: str | Path) -> list[str]:
+    """The sets of ``<root>/annotations/instances_<set>.json`` (the standard COCO layout), sorted."""
+    files = (Path(root) / "annotations").glob("instances_*.json")
+    return sorted(p.stem.split("_", 1)[1] for p in files if p.is_file())
+
+
+def recognises(source: str | Path) -> bool:
+    """A ``.json`` file, or a COCO root: a folder whose ``annotations/`` holds ``instances_<set>.json``."""
+    path = Path(source)
+    return path.suffix == ".json" or (path.is_dir() and bool(coco_splits(path)))
+
+
+def annotation_file_of(source: str | Path, split: str | None = None) -> Path:
+    """The JSON that ``source`` names: the file itself (``split`` unused), or for a COCO root
+    ``annotations/instances_<split>.json`` (without ``split``: the only one there). A root with several and
+    no split is a ``ConfigError`` listing them; a split it lacks a ``FileNotFoundError`` listing them."""
+    path = Path(source)
+    if path.suffix == ".json" or not path.is_dir():
+        return path
+    splits = coco_splits(path)
+    if split is None and len(splits) == 1:
+        split = splits[0]
+    if split is None:
+        raise ConfigError(
+            f"{path} holds the COCO splits {', '.join(splits)}: name one (--split NAME, train_split=NAME)"
+        )
+    json_path = path / "annotations" / f"instances_{split}.json"
+    if not json_path.is_file():
+        raise FileNotFoundError(
+            f"no split {split!r} in {path}: no annotations/instances_{split}.json (splits: {', '.join(splits)})"
+        )
+    return json_path
+
+
+def read_coco_source(
+    source: str | Path, split: str | None = None, class_names: Sequence[str] | str | Path | None = None
+) -> DetectionDataset:
+    """:func:`read_coco` of a COCO JSON, or of a COCO root's ``split`` (:func:`annotation_file_of`)."""
+    return read_coco(annotation_file_of(source, split), class_names=class_names)
 
 
 def write_coco(
