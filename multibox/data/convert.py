@@ -35,8 +35,8 @@ class Conversion:
 
 def source_paths(source: str | Path, format: str, dataset: DetectionDataset) -> tuple[set[Path], set[Path]]:
     """The folders and files that belong to the source and must not be written: its folder (VOC, YOLO from
-    the folder above ``images/``), or its file and the ``labels.txt`` beside an ``.lst``; and the folders of
-    its images, where they are listed and where links lead."""
+    the folder above ``images/``), or its file and the ``labels.txt`` beside an ``.lst`` or ``.rec`` (and a
+    ``.rec``'s ``.idx``); and the folders of its images, where they are listed and where links lead."""
     folders, files = image_folders(dataset), set()
     if format == "shapes":
         return folders, files
@@ -50,8 +50,10 @@ def source_paths(source: str | Path, format: str, dataset: DetectionDataset) -> 
         folders.add(path)
     else:
         files.add(path)
-        if format == "lst":
+        if format in ("lst", "recordio"):
             files.add(path.parent / "labels.txt")
+        if format == "recordio":
+            files.add(path.with_suffix(".idx"))
     return folders, files
 
 

@@ -23,6 +23,7 @@ from multibox.errors import ConfigError, DataError
 
 __all__ = [
     "DEFAULT_MAX_MEGAPIXELS",
+    "IMAGE_SUFFIXES",
     "MAX_MEGAPIXELS_ENV",
     "ImageDecodeError",
     "max_pixels_limit",
@@ -36,6 +37,9 @@ DEFAULT_MAX_MEGAPIXELS = 100.0
 
 MAX_MEGAPIXELS_ENV = "MULTIBOX_MAX_MEGAPIXELS"
 """Environment variable that sets the pixel limit, in millions of pixels, where no ``max_pixels`` is given."""
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+"""Lower-case endings of the image files the decoder reads (what `multibox detect` takes from a folder)."""
 
 ImageSource = str | os.PathLike | bytes | IO[bytes]
 

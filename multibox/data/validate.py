@@ -32,6 +32,7 @@ FATAL_KINDS = {
     "degenerate box",
     "non-finite box",
     "bad list line",
+    "bad record",
 }
 
 
@@ -104,36 +105,41 @@ def _check_boxes(record: DetectionRecord) -> list[Problem]:
 
 
 def _check_image(record: DetectionRecord, decode: bool) -> tuple[list[Problem], str | None]:
-    """Header (and optionally full-decode) checks of one image file; returns problems and a content hash."""
+    """Header (and optionally full-decode) checks of one image file, or of an image stored in a container
+    file (``record.image.read_bytes()``, a ``.rec`` record); returns problems and a content hash."""
+    if callable(record.image) and not hasattr(record.image, "read_bytes"):
+        return [], None  # generated
     if callable(record.image):
-        return [], None
-    path = Path(record.image)
+        name, suffix, read = record.image.name, None, record.image.read_bytes
+    else:
+        path = Path(record.image)
+        name, suffix, read = path.name, path.suffix.lower(), path.read_bytes
     problems = []
     try:
-        data = path.read_bytes()
+        data = read()
+    except ImageDecodeError as error:
+        return [Problem(error.problem_kind, record.image_id, f"{name}: {error.reason}", True)], None
     except OSError as error:
-        return [Problem("unreadable image", record.image_id, f"{path.name}: {error}", True)], None
+        return [Problem("unreadable image", record.image_id, f"{name}: {error}", True)], None
     try:
-        with open_image(data, name=path.name) as image:
-            if path.suffix.lower() not in _FORMAT_SUFFIXES.get(image.format or "", {path.suffix.lower()}):
+        with open_image(data, name=name) as image:
+            if suffix is not None and suffix not in _FORMAT_SUFFIXES.get(image.format or "", {suffix}):
                 problems.append(
                     Problem(
                         "content does not match extension",
                         record.image_id,
-                        f"{path.name} holds {image.format}",
+                        f"{name} holds {image.format}",
                     )
                 )
             if image.mode not in ("RGB",):
-                problems.append(
-                    Problem("not an RGB image", record.image_id, f"{path.name}: mode {image.mode}")
-                )
+                problems.append(Problem("not an RGB image", record.image_id, f"{name}: mode {image.mode}"))
             orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
             if orientation not in (0, 1):
                 problems.append(
                     Problem(
                         "EXIF-rotated image",
                         record.image_id,
-                        f"{path.name}: orientation {orientation}; boxes refer to the stored pixels",
+                        f"{name}: orientation {orientation}; boxes refer to the stored pixels",
                     )
                 )
             if (record.width, record.height) != image.size and record.width > 0:
@@ -145,12 +151,12 @@ def _check_image(record: DetectionRecord, decode: bool) -> tuple[list[Problem], 
                     )
                 )
             if decode:
-                to_rgb(image, name=path.name)  # the decode training does: truncated data, bad modes
+                to_rgb(image, name=name)  # the decode training does: truncated data, bad modes
     except ImageDecodeError as error:  # also an image over the pixel limit, from its header (--fast too)
-        problems.append(Problem(error.problem_kind, record.image_id, f"{path.name}: {error.reason}", True))
+        problems.append(Problem(error.problem_kind, record.image_id, f"{name}: {error.reason}", True))
     except (OSError, SyntaxError, ValueError) as error:  # broken EXIF data and the like
         kind = "truncated image" if "truncated" in str(error).lower() else "unreadable image"
-        problems.append(Problem(kind, record.image_id, f"{path.name}: {error}", True))
+        problems.append(Problem(kind, record.image_id, f"{name}: {error}", True))
     return problems, hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
@@ -192,6 +198,7 @@ _LEFT_OUT = {
         False,
     ),
     "bad list line": ("skipped", "list line that does not parse", "list lines that do not parse", False),
+    "bad record": ("skipped", "record that cannot be read", "records that cannot be read", False),
     "unknown class": (
         "left out",
         "box of a class not in the class list",
@@ -311,7 +318,7 @@ def require_images(dataset: DetectionDataset, what: str, report: ValidationRepor
     bad_images = _unreadable_image_ids(problems)
     if any(r.image_id not in bad_images for r in dataset.records):
         return
-    annotations = sum(p.kind in ("unreadable annotation", "bad list line") for p in problems)
+    annotations = sum(p.kind in ("unreadable annotation", "bad list line", "bad record") for p in problems)
     images = len(bad_images)
     raise DataError(
         f"no usable images in {what} ({annotations} unreadable annotation{'s' * (annotations != 1)}, "

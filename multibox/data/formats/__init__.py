@@ -1,4 +1,4 @@
-"""Dataset formats: Pascal VOC, COCO JSON, YOLO txt, MXNet .lst and the synthetic shapes set.
+"""Dataset formats: Pascal VOC, COCO JSON, YOLO txt, MXNet .lst and .rec, and the synthetic shapes set.
 
 ``load_dataset`` detects the format from the path; ``save_dataset`` writes any dataset in any format.
 """
@@ -10,6 +10,7 @@ from pathlib import Path
 
 from multibox.data.formats.coco import read_coco, write_coco
 from multibox.data.formats.lst import read_lst, write_lst
+from multibox.data.formats.recordio import read_recordio, write_recordio
 from multibox.data.formats.registry import (
     FORMATS,
     DatasetFormat,
@@ -34,6 +35,7 @@ __all__ = [
     "make_shapes",
     "read_coco",
     "read_lst",
+    "read_recordio",
     "read_voc",
     "read_yolo",
     "readable_formats",
@@ -42,6 +44,7 @@ __all__ = [
     "writable_formats",
     "write_coco",
     "write_lst",
+    "write_recordio",
     "write_voc",
     "write_yolo",
 ]
@@ -68,10 +71,11 @@ def load_dataset(
     """Read a dataset in any format of the table (detected from ``source`` unless given).
 
     Args:
-        source: a VOC folder, a COCO JSON, a YOLO images folder (or its parent with ``images/<split>``), an
-            Ultralytics ``data.yaml``, an ``.lst`` file, or ``shapes[:NUM_IMAGES[:SEED]]``.
-        split: VOC image set, or the YOLO / data.yaml / shapes sub-set (shapes: ``train`` seed 0, ``val`` 1,
-            ``test`` 2).
+        source: a VOC folder, a COCO JSON (or a COCO root: ``annotations/instances_<split>.json``), a YOLO
+            images folder (or its parent with ``images/<split>``), an Ultralytics ``data.yaml``, an ``.lst``
+            file, an MXNet ``.rec`` (or a folder of ``<split>.rec``), or ``shapes[:NUM_IMAGES[:SEED]]``.
+        split: VOC image set, COCO root set (``val2017``), the ``<split>.rec`` of a folder, or the YOLO /
+            data.yaml / shapes sub-set (shapes: ``train`` seed 0, ``val`` 1, ``test`` 2).
     """
     return get_format(format or detect_format(source)).read(source, split, class_names)
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from multibox.data.formats.classes import resolve_class_names
 from multibox.data.image_io import ImageDecodeError, open_image
-from multibox.data.records import DetectionDataset, DetectionRecord, Problem
+from multibox.data.records import DetectionDataset, DetectionRecord, ImageSource, Problem
 from multibox.errors import DataError
 
 
@@ -67,20 +67,30 @@ def read_lst(
             name = Path(relative).name
             problems.append(Problem(error.problem_kind, image_id, f"{name}: {error.reason}", True, name))
             continue
-        classes = objects[:, 0]
-        known = (
-            np.isfinite(classes) & (classes == np.round(classes)) & (classes >= 0) & (classes < len(names))
-        )
-        for value in classes[~known]:
-            number = f"{value:g}"
-            detail = f"class number {number} not in the class list ({len(names)} names)"
-            problems.append(Problem("unknown class", image_id, detail, subject=f"#{number}"))
-        objects = objects[known]
-        scale = np.array([width, height, width, height], np.float64)
-        boxes = (objects[:, 1:5] * scale).astype(np.float32)
-        difficult = objects[:, 5] > 0 if objects.shape[1] > 5 else None
-        records.append(DetectionRecord(image_id, image_path, width, height, boxes, objects[:, 0], difficult))
+        record, unknown = record_from_objects(image_id, image_path, width, height, objects, names)
+        records.append(record)
+        problems += unknown
     return DetectionDataset(records, names, name=path.stem, problems=problems)
+
+
+def record_from_objects(
+    image_id: str, image: ImageSource, width: int, height: int, objects: np.ndarray, names: Sequence[str]
+) -> tuple[DetectionRecord, list[Problem]]:
+    """The record of ``(n, >= 5)`` normalised objects ``cls x1 y1 x2 y2 [difficult ...]`` (the original's
+    packed label, in ``.lst`` and ``.rec`` files), and an ``unknown class`` problem (subject ``#<number>``)
+    for each object whose class number has no name in ``names``; those objects are left out."""
+    classes = objects[:, 0]
+    known = np.isfinite(classes) & (classes == np.round(classes)) & (classes >= 0) & (classes < len(names))
+    problems = []
+    for value in classes[~known]:
+        number = f"{value:g}"
+        detail = f"class number {number} not in the class list ({len(names)} names)"
+        problems.append(Problem("unknown class", image_id, detail, subject=f"#{number}"))
+    objects = objects[known]
+    scale = np.array([width, height, width, height], np.float64)
+    boxes = (objects[:, 1:5] * scale).astype(np.float32)
+    difficult = objects[:, 5] > 0 if objects.shape[1] > 5 else None
+    return DetectionRecord(image_id, image, width, height, boxes, objects[:, 0], difficult), problems
 
 
 def write_lst(dataset: DetectionDataset, path: str | Path, root: str | Path | None = None) -> Path:

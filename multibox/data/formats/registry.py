@@ -11,8 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from multibox.data.formats.classes import resolve_class_names
-from multibox.data.formats.coco import read_coco, write_coco
+from multibox.data.formats.coco import read_coco_source, write_coco
+from multibox.data.formats.coco import recognises as _is_coco
 from multibox.data.formats.lst import read_lst, write_lst
+from multibox.data.formats.recordio import read_recordio_source, recordio_paths, write_recordio_target
+from multibox.data.formats.recordio import recognises as _is_recordio
 from multibox.data.formats.synthetic import SHAPE_CLASSES, make_shapes
 from multibox.data.formats.targets import WrittenPaths
 from multibox.data.formats.ultralytics import read_ultralytics_yaml
@@ -155,9 +158,9 @@ register_format(  # before any format that could claim a .yaml
 register_format(
     DatasetFormat(
         "coco",
-        "COCO JSON file",
-        lambda source, split, class_names: read_coco(source, class_names=class_names),
-        lambda source: Path(source).suffix == ".json",
+        "COCO JSON file, or a root with annotations/instances_<split>.json",
+        read_coco_source,
+        _is_coco,
         _write_coco,
         _coco_paths,
     )
@@ -190,5 +193,15 @@ register_format(
         _is_yolo,
         lambda dataset, target, split: write_yolo(dataset, target),
         _folder_paths("images", "labels"),
+    )
+)
+register_format(  # after voc and yolo: a folder of theirs holding a .rec stays theirs
+    DatasetFormat(
+        "recordio",
+        "MXNet .rec file (.idx beside it optional), or a folder of <split>.rec",
+        read_recordio_source,
+        _is_recordio,
+        write_recordio_target,
+        recordio_paths,
     )
 )
