@@ -1,7 +1,7 @@
 """Running a trained detector: checkpoint -> model, image files -> detections, the one :class:`Detector`
 interface every runner offers, and the detections' one JSON form.
 
-Sits below engine and deploy: imports errors, checkpoint, model, data.image_io and ops, nothing higher.
+Sits below engine and deploy: imports errors, viz, checkpoint, model, data.image_io and ops, nothing higher.
 """
 
 from multibox.inference.checkpoint_model import load_checkpoint_model, load_detector

@@ -30,16 +30,18 @@ def detect_images(
     threshold: float = 0.5,
     batch_size: int = 8,
     device: str | torch.device = "cpu",
+    data_shape: tuple[int, int] | None = None,
     **detect_options,
 ) -> list[Detections]:
     """Detections per image in its own pixel coordinates: ``{"boxes" (K, 4), "scores" (K,), "labels" (K,)}``.
 
-    Images are force-resized to the network input (as in training); ``threshold`` is the minimum score.
+    Images are force-resized to the network input ``data_shape`` ``(h, w)`` (default: the model's, as in
+    training); ``threshold`` is the minimum score.
     """
     results = []
     for start in range(0, len(images), batch_size):
         chunk = images[start : start + batch_size]
-        batch = torch.from_numpy(resize_for_network(chunk, model.data_shape)).to(device)
+        batch = torch.from_numpy(resize_for_network(chunk, data_shape or model.data_shape)).to(device)
         detections = (
             model.detect(batch, **({"threshold": threshold} | detect_options)).cpu().numpy()
         )  # (B, K, 6)
