@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +24,7 @@ from PIL import Image
 from torchvision.models.detection import ssd300_vgg16, ssdlite320_mobilenet_v3_large
 
 from multibox.deploy import OnnxDetector, TorchScriptDetector, export_checkpoint
+from multibox.deploy.benchmark import cpu_model, time_calls
 from multibox.inference import load_checkpoint_model
 from multibox.model import build_ssd
 
@@ -34,13 +33,7 @@ DATASETS = Path(os.environ.get("MULTIBOX_DATASETS", ROOT.parent / "shared" / "da
 
 
 def median_seconds(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median(time_calls(fn, repeats, warmup=1))
 
 
 def photos(size: int, count: int) -> torch.Tensor:
@@ -119,10 +112,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-        f"{args.threads} threads"
-    )
+    print(f"{cpu_model()}, torch {torch.__version__}, {args.threads} threads")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         rows += bench_model("vgg16_reduced", 300, ssd300_vgg16, args.repeats, Path(tmp))

@@ -15,8 +15,10 @@ from multibox.cli_args import (
     positive_float,
     positive_int,
 )
+from multibox.cli_benchmark import add_benchmark_command, run_benchmark
 from multibox.cli_data_anchors import add_anchors_command, run_anchors
 from multibox.cli_data_show import add_show_command, run_show
+from multibox.cli_detect import add_detect_command, run_detect
 from multibox.cli_export import add_export_command, run_export
 from multibox.cli_weights import add_weights_command, run_weights
 from multibox.version import __version__
@@ -59,9 +61,46 @@ def _add_data_commands(sub: argparse._SubParsersAction) -> None:
     )
 
 
-def _add_run_commands(sub: argparse._SubParsersAction) -> None:
-    from multibox.deploy.formats import EXPORT_FORMATS
+def _add_evaluate_command(sub: argparse._SubParsersAction) -> None:
+    evaluate = sub.add_parser("evaluate", help="VOC07 / VOC area (and COCO) mAP of a checkpoint on a dataset")
+    evaluate.add_argument(
+        "--checkpoint", required=True, help="a .pt file written by multibox train, or an exported file"
+    )
+    evaluate.add_argument(
+        "--data",
+        required=True,
+        nargs="+",
+        help="VOC folder, COCO JSON or root, YOLO folder, .lst or shapes[:N]; several are scored as one set",
+    )
+    evaluate.add_argument("--split", help="image set (VOC, COCO root) or sub-set, of every --data")
+    evaluate.add_argument(
+        "--use-difficult",
+        action="store_true",
+        help="score difficult objects as ordinary ground truth (default: ignored, as the VOC devkit)",
+    )
+    evaluate.add_argument("--batch-size", type=positive_int, default=16)
+    evaluate.add_argument("--nms", type=overlap, help="NMS IoU threshold (default: the detector's, 0.45)")
+    evaluate.add_argument("--overlap", type=overlap, default=0.5, help="IoU of a true positive")
+    evaluate.add_argument(
+        "--mxnet-detection", action="store_true", help="one class per anchor, as the original"
+    )
+    evaluate.add_argument("--force-suppress", action="store_true", help="NMS across classes")
+    evaluate.add_argument("--coco", action="store_true", help="also COCO AP (needs pycocotools)")
+    evaluate.add_argument(
+        "--coco-results",
+        metavar="FILE",
+        help="write the detections as COCO results JSON (the dataset's own image and category ids for COCO "
+        "files); implies --coco",
+    )
+    evaluate.add_argument(
+        "--out",
+        default="evaluation",
+        help="folder for the PR curves, confusion matrix and per-class tables (default: evaluation)",
+    )
+    evaluate.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
 
+
+def _add_run_commands(sub: argparse._SubParsersAction) -> None:
     quick = sub.add_parser(
         "quickstart",
         help="generate the synthetic shapes dataset, train a small SSD on it (a few minutes on a CPU), "
@@ -88,57 +127,7 @@ def _add_run_commands(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--config", help="YAML file of settings")
     train.add_argument("overrides", nargs="*", metavar="key=value", help="settings overriding the file")
 
-    evaluate = sub.add_parser("evaluate", help="VOC07 / VOC area (and COCO) mAP of a checkpoint on a dataset")
-    evaluate.add_argument(
-        "--checkpoint", required=True, help="a .pt file written by multibox train, or an exported file"
-    )
-    evaluate.add_argument(
-        "--data", required=True, help="VOC folder, COCO JSON, YOLO folder, .lst or shapes[:N]"
-    )
-    evaluate.add_argument("--split", help="image set (VOC) or sub-set")
-    evaluate.add_argument("--batch-size", type=positive_int, default=16)
-    evaluate.add_argument("--nms", type=overlap, help="NMS IoU threshold (default: the detector's, 0.45)")
-    evaluate.add_argument("--overlap", type=overlap, default=0.5, help="IoU of a true positive")
-    evaluate.add_argument(
-        "--mxnet-detection", action="store_true", help="one class per anchor, as the original"
-    )
-    evaluate.add_argument("--force-suppress", action="store_true", help="NMS across classes")
-    evaluate.add_argument("--coco", action="store_true", help="also COCO AP (needs pycocotools)")
-    evaluate.add_argument(
-        "--coco-results",
-        metavar="FILE",
-        help="write the detections as COCO results JSON (the dataset's own image and category ids for COCO "
-        "files); implies --coco",
-    )
-    evaluate.add_argument(
-        "--out",
-        default="evaluation",
-        help="folder for the PR curves, confusion matrix and per-class tables (default: evaluation)",
-    )
-    evaluate.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
-
-    detect = sub.add_parser(
-        "detect",
-        help="draw detections on images and write them as JSON",
-        description="Detect objects in image files: writes an annotated copy of each and detections.json. "
-        "An image that cannot be read or decoded is named on stderr and skipped; the others are still "
-        "processed, and the exit code is then 1.",
-    )
-    detect.add_argument("images", nargs="+", help="image files")
-    source = detect.add_mutually_exclusive_group(required=True)
-    source.add_argument("--checkpoint", help="a .pt file written by multibox train")
-    for exported in EXPORT_FORMATS.values():
-        source.add_argument(
-            f"--{exported.name}",
-            help=f"a file written by multibox export --format {exported.name} (runs in {exported.runtime})",
-        )
-    detect.add_argument(
-        "--thresh",
-        type=fraction,
-        help="minimum score (default: the detector's, tuned on validation in training)",
-    )
-    detect.add_argument("--out", default="detections", help="output folder")
-    detect.add_argument("--device")
+    _add_evaluate_command(sub)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -148,8 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("demo", help="run the MultiBox operators on a small built-in example and print the result")
     _add_run_commands(sub)
+    add_detect_command(sub)
     _add_data_commands(sub)
     add_export_command(sub)
+    add_benchmark_command(sub)
     add_weights_command(sub)
     _add_serve_command(sub)
     inspect = sub.add_parser("inspect", help="inspect networks").add_subparsers(dest="inspect_command")
@@ -280,7 +271,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from multibox.data import check_dataset, clean_for_training, load_dataset, make_loader, require_images
+    from multibox.data import check_dataset, clean_for_training, make_loader, require_images
+    from multibox.data.concat import load_sources
     from multibox.deploy.formats import format_of_file, open_detector
     from multibox.engine.distributed import pick_device
     from multibox.engine.evaluate import evaluate
@@ -293,14 +285,15 @@ def _evaluate(args: argparse.Namespace) -> int:
         class_names = model.class_names
     else:
         model, class_names = load_detector(args.checkpoint, device)
-    dataset = load_dataset(args.data, args.split, class_names=class_names)
+    dataset = load_sources(args.data, args.split, class_names=class_names)
     report = check_dataset(dataset, decode=False)
     dataset, summary = clean_for_training(dataset, report)
     print(summary)
-    require_images(dataset, f"{args.data} (split {args.split})", report)
+    data = ", ".join(args.data)
+    require_images(dataset, f"{data} (split {args.split})", report)
     if dataset.num_objects == 0:
         raise DataError(
-            f"{args.data} has no boxes of the detector's classes ({', '.join(class_names)}), so there is nothing "
+            f"{data} has no boxes of the detector's classes ({', '.join(class_names)}), so there is nothing "
             "to score: evaluate on data labelled with these classes"
         )
     loader = make_loader(
@@ -327,6 +320,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         category_ids=dataset.category_ids,
         progress=True,
         diagnostics=True,
+        use_difficult=args.use_difficult,
     )
     print(result["table"])
     print(
@@ -368,56 +362,6 @@ def _write_evaluation(diagnostics: dict, class_names: list[str], out) -> None:
     print("wrote " + ", ".join(str(path) for path in written))
 
 
-def _detect(args: argparse.Namespace) -> int:
-    import json
-    from pathlib import Path
-
-    from multibox.data.image_io import ImageDecodeError
-    from multibox.deploy.formats import EXPORT_FORMATS, open_detector
-    from multibox.engine.distributed import pick_device
-    from multibox.inference import detections_to_json, read_image
-    from multibox.viz import draw_detections
-
-    device = pick_device(args.device)
-    exported = next((f for f in EXPORT_FORMATS.values() if getattr(args, f.name)), None)
-    if exported is not None:
-        detector = exported.open(Path(getattr(args, exported.name)), device)
-    else:
-        detector = open_detector(args.checkpoint, device)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    paths, images, bad = [], [], 0
-    for path in map(Path, args.images):
-        try:
-            images.append(read_image(path))
-        except ImageDecodeError as error:  # named, and the other images are still processed
-            print(f"skipped unreadable image {error.name}: {error.reason}", file=sys.stderr)
-            bad += 1
-            continue
-        paths.append(path)
-    found = detector.predict(images, threshold=args.thresh) if images else []
-    class_names = detector.class_names
-    report = []
-    for path, image, det in zip(paths, images, found, strict=True):
-        draw_detections(image, det["boxes"], det["labels"], det["scores"], class_names).save(out / path.name)
-        report.append(
-            {
-                "image": str(path),
-                "width": image.width,
-                "height": image.height,
-                "detections": detections_to_json(det, class_names),
-            }
-        )
-        print(f"{path}: {len(det['labels'])} objects")
-    (out / "detections.json").write_text(json.dumps(report, indent=2) + "\n")
-    print(f"annotated images and detections.json in {out}")
-    if bad:
-        print(
-            f"multibox: {bad} of {bad + len(paths)} images could not be read (named above)", file=sys.stderr
-        )
-    return 1 if bad else 0
-
-
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.command == "quickstart":
         return _quickstart(args)
@@ -426,7 +370,7 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.command == "evaluate":
         return _evaluate(args)
     if args.command == "detect":
-        return _detect(args)
+        return run_detect(args)
     if args.command == "demo":
         from multibox.demo_ops import run_demo
 
@@ -439,6 +383,8 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return _inspect_model(args)
     if args.command == "export":
         return run_export(args)
+    if args.command == "benchmark":
+        return run_benchmark(args)
     if args.command == "weights":
         return run_weights(args)
     if args.command == "serve":

@@ -23,6 +23,8 @@ LAYERS = (  # lowest first; a room imports itself and rooms of lower layers only
 ROOM_OF_FILE = {
     "cli_args": "cli",
     "cli_export": "cli",
+    "cli_detect": "cli",
+    "cli_benchmark": "cli",
     "cli_weights": "cli",
     "cli_data_show": "cli",
     "cli_data_anchors": "cli",

@@ -31,7 +31,8 @@ class ExportFormat:
         runtime: what runs the file, for help texts.
         write: ``(reference, path, dynamic_batch, batch_size, metadata)`` writes ``reference`` (a
             :class:`DeployableSSD` with the torch NMS) to ``path``.
-        open: ``(path, device) -> ExportedDetector``, the runner of a written file.
+        open: ``(path, device, threads=None) -> ExportedDetector``, the runner of a written file; ``threads``
+            is the intra-op thread count of a runtime with its own pool (ONNX Runtime; None: its choice).
         any_batch: the file takes any batch size even without ``dynamic_batch``.
     """
 
@@ -39,7 +40,7 @@ class ExportFormat:
     suffixes: tuple[str, ...]
     runtime: str
     write: Callable[[DeployableSSD, Path, bool, int, dict], None]
-    open: Callable[[Path, str | torch.device], ExportedDetector]
+    open: Callable[..., ExportedDetector]
     any_batch: bool = False
 
 
@@ -51,10 +52,10 @@ def _write_onnx(reference: DeployableSSD, path: Path, dynamic_batch: bool, batch
     export_onnx(deployable, path, dynamic_batch=dynamic_batch, batch_size=batch_size, metadata=metadata)
 
 
-def _open_onnx(path: Path, device: str | torch.device) -> ExportedDetector:
+def _open_onnx(path: Path, device: str | torch.device, threads: int | None = None) -> ExportedDetector:
     from multibox.deploy.onnx_detector import OnnxDetector
 
-    return OnnxDetector(path)  # ONNX Runtime's CPU provider, whatever the device
+    return OnnxDetector(path, threads=threads)  # ONNX Runtime's CPU provider, whatever the device
 
 
 def _write_torchscript(reference: DeployableSSD, path: Path, dynamic_batch: bool, batch_size: int, metadata):
@@ -63,10 +64,10 @@ def _write_torchscript(reference: DeployableSSD, path: Path, dynamic_batch: bool
     export_torchscript(reference, path, metadata=metadata)
 
 
-def _open_torchscript(path: Path, device: str | torch.device) -> ExportedDetector:
+def _open_torchscript(path: Path, device: str | torch.device, threads: int | None = None) -> ExportedDetector:
     from multibox.deploy.torchscript_detector import TorchScriptDetector
 
-    return TorchScriptDetector(path, device)
+    return TorchScriptDetector(path, device)  # runs on torch's threads (torch.set_num_threads)
 
 
 EXPORT_FORMATS: dict[str, ExportFormat] = {
@@ -98,15 +99,18 @@ def format_of_file(path: str | Path) -> ExportFormat | None:
     return next((f for f in EXPORT_FORMATS.values() if suffix in f.suffixes), None)
 
 
-def open_detector(path: str | Path, device: str | torch.device = "cpu") -> Detector:
+def open_detector(
+    path: str | Path, device: str | torch.device = "cpu", threads: int | None = None
+) -> Detector:
     """The detector stored in ``path``, by its suffix: an exported file in its runtime, anything else a
-    ``multibox train`` checkpoint in PyTorch."""
+    ``multibox train`` checkpoint in PyTorch. ``threads``: ONNX Runtime's intra-op threads (default: its
+    choice); PyTorch and TorchScript run on ``torch.get_num_threads()``."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist")
     exported = format_of_file(path)
     if exported is not None:
-        return exported.open(path, device)
+        return exported.open(path, device, threads=threads)
     from multibox.inference.torch_detector import TorchDetector
 
     return TorchDetector(path, device)
