@@ -46,8 +46,10 @@ def _add_data_commands(sub: argparse._SubParsersAction) -> None:
         description="Convert a dataset. The source is only read: a target that is the source, lies inside it "
         "or holds it is refused, and so is a target that already holds files, unless --overwrite.",
     )
-    convert.add_argument("source", help="VOC folder, COCO JSON, YOLO folder, .lst file or shapes[:N]")
-    convert.add_argument("target", help="output folder (or .json / .lst file), outside the source")
+    convert.add_argument(
+        "source", help="VOC folder, COCO JSON or root, YOLO folder, .lst, .rec or shapes[:N]"
+    )
+    convert.add_argument("target", help="output folder (or .json / .lst / .rec file), outside the source")
     convert.add_argument("--to", required=True, choices=writable_formats(), dest="to_format")
     convert.add_argument("--split", help="image set to read, and the name of the written split")
     convert.add_argument("--format", choices=readable_formats(), help="source format")
@@ -70,7 +72,7 @@ def _add_evaluate_command(sub: argparse._SubParsersAction) -> None:
         "--data",
         required=True,
         nargs="+",
-        help="VOC folder, COCO JSON or root, YOLO folder, .lst or shapes[:N]; several are scored as one set",
+        help="VOC folder, COCO JSON or root, YOLO folder, .lst, .rec or shapes[:N]; several are scored as one set",
     )
     evaluate.add_argument("--split", help="image set (VOC, COCO root) or sub-set, of every --data")
     evaluate.add_argument(

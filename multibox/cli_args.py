@@ -75,7 +75,8 @@ def add_dataset_source(parser: argparse.ArgumentParser) -> None:
     from multibox.data.formats import readable_formats
 
     parser.add_argument(
-        "path", help="VOC folder, COCO JSON, YOLO folder, Ultralytics data.yaml, .lst file or shapes[:N]"
+        "path",
+        help="VOC folder, COCO JSON or root, YOLO folder, Ultralytics data.yaml, .lst, .rec or shapes[:N]",
     )
     parser.add_argument("--split", help="image set (VOC ImageSets/Main/<split>.txt, YOLO images/<split>)")
     parser.add_argument("--format", choices=readable_formats(), help="default: detected")
