@@ -3,10 +3,10 @@ processes take cores.
 
 PyTorch's intra-op threads meet at a barrier after every parallel operator, so when another process holds one
 of the cores a thread is descheduled and every operator waits for it: two threads on two cores, one of them
-shared, run several times slower than one thread would. :class:`ThreadBudget` measures, at every epoch's start,
-how much CPU the other processes of the machine used since the last look (``/proc/stat`` less this process and
-its loader workers) and sets the intra-op threads to the cores they left, so a shared machine slows training in
-proportion instead of collapsing it.
+shared, run several times slower than one thread would. :class:`ThreadBudget` measures, at every epoch's start
+and every few seconds within an epoch, how much CPU the other processes of the machine used since the last
+look (``/proc/stat`` less this process and its loader workers) and sets the intra-op threads to the cores they
+left, so a shared machine slows training in proportion instead of collapsing it.
 """
 
 from __future__ import annotations
@@ -115,9 +115,17 @@ class ThreadBudget(HookBase):
         self.share = CpuShare(self.cores)
 
     def before_epoch(self) -> None:
+        self._adjust(min_ticks=50)
+
+    def after_step(self) -> None:
+        self._adjust(
+            min_ticks=200
+        )  # within an epoch: looks over 2 s (at 100 ticks/s), so the first is not lost
+
+    def _adjust(self, min_ticks: int) -> None:
         if self.share is None:
             return
-        others = self.share.others_busy()
+        others = self.share.others_busy(min_ticks)
         if others is None:
             return
         threads = threads_for(self.cores, others)

@@ -49,3 +49,30 @@ def test_this_process_counts_its_own_cpu_time_and_a_busy_loop_is_not_someone_els
     others = share.others_busy(min_ticks=1)
     if others is not None:  # None where /proc/stat does not describe our cores (a CPU-limited container)
         assert 0.0 <= others <= cores
+
+
+def test_the_budget_adjusts_within_the_first_epoch_when_a_look_is_due():
+    from types import SimpleNamespace
+
+    from multibox.engine.threads import ThreadBudget
+
+    class Share:  # what /proc would say: nothing measurable yet, then another process holding 1.2 cores
+        def __init__(self):
+            self.answers, self.asked = [None, 1.2], []
+
+        def others_busy(self, min_ticks):
+            self.asked.append(min_ticks)
+            return self.answers.pop(0)
+
+    budget, threads = ThreadBudget(cores=2), torch.get_num_threads()
+    budget.trainer = SimpleNamespace(dist=SimpleNamespace(rank=0))
+    budget.share = Share()
+    try:
+        torch.set_num_threads(2)
+        budget.before_epoch()  # too soon to tell: unchanged
+        assert torch.get_num_threads() == 2
+        budget.after_step()  # a look over a longer window, inside the epoch
+        assert torch.get_num_threads() == threads_for(2, 1.2) == 1
+        assert budget.share.asked == [50, 200]
+    finally:
+        torch.set_num_threads(threads)
