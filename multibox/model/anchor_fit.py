@@ -232,7 +232,7 @@ def _layer_sizes(scales: Sequence[float], sizes_per_layer: Sequence[int]) -> lis
     last = scales[-1] * scales[-1] / scales[-2] if len(scales) > 1 else scales[-1] * 1.5
     following = [*scales[1:], max(scales[-1], min(1.0, last))]
     return [
-        [round(s * (t / s) ** (j / n), 4) for j in range(n)]
+        [float(f"{s * (t / s) ** (j / n):.4g}") for j in range(n)]  # 4 significant digits
         for s, t, n in zip(scales, following, sizes_per_layer, strict=True)
     ]
 
@@ -314,7 +314,7 @@ def size_candidates(boxes_wh, sizes, ratios, seed: int = 0) -> dict[str, dict]:
     top = float(sizes[-1][0])
     candidates = {}
     for q in (2, 5, 10, 20):
-        smallest = round(float(np.percentile(scale, q)), 4)
+        smallest = float(f"{np.percentile(scale, q):.4g}")
         if not 0 < smallest < top:
             continue
         moved = rescale_sizes(sizes, smallest)
