@@ -12,12 +12,12 @@ import pytest
 import torch
 from PIL import Image
 
-from multibox.checkpoint import atomic_save, make_checkpoint, network_description
 from multibox.cli import main
 from multibox.inference import TorchDetector, detections_to_json
 from multibox.inference.annotate import detect_sources
 from multibox.inference.frames import Frame, FrameSource
 from multibox.model import build_ssd
+from tests.checkpoint_helpers import save_model_checkpoint
 from tests.video_helpers import FPS, FRAMES, HEIGHT, WIDTH, read_video, write_video
 
 CLASSES = ["a", "b", "c"]
@@ -40,9 +40,7 @@ def model() -> torch.nn.Module:
 
 @pytest.fixture(scope="module")
 def checkpoint(model, tmp_path_factory) -> str:
-    network = network_description("tiny", len(CLASSES), 64, {})
-    state = make_checkpoint(model.state_dict(), CLASSES, network, model.detection.to_dict())
-    return str(atomic_save(state, tmp_path_factory.mktemp("ckpt") / "tiny.pt"))
+    return save_model_checkpoint(model, "tiny", CLASSES, 64, tmp_path_factory.mktemp("ckpt") / "tiny.pt")
 
 
 @pytest.fixture(scope="module")

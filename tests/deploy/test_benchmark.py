@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 import multibox.deploy.benchmark as bench
-from multibox.checkpoint import atomic_save, make_checkpoint, network_description
 from multibox.cli import main
 from multibox.deploy import export_checkpoint
 from multibox.deploy.benchmark import Timing, benchmark_detector, time_calls
 from multibox.errors import ConfigError
 from multibox.model import build_ssd
+from tests.checkpoint_helpers import save_model_checkpoint
 
 FAST = {"repeats": 2, "warmup": 1}
 
@@ -34,9 +35,8 @@ def checkpoint(tmp_path_factory):
     """A ``tiny`` SSD of 2 classes at 96 px with random weights (every anchor a candidate: NMS has work)."""
     torch.manual_seed(0)
     model = build_ssd("tiny", 2, 96)
-    network = network_description("tiny", 2, 96, {})
-    state = make_checkpoint(model.state_dict(), ["cat", "dog"], network, model.detection.to_dict())
-    return atomic_save(state, tmp_path_factory.mktemp("benchmark") / "tiny.pt")
+    path = tmp_path_factory.mktemp("benchmark") / "tiny.pt"
+    return Path(save_model_checkpoint(model, "tiny", ["cat", "dog"], 96, path))
 
 
 @pytest.fixture(scope="module")

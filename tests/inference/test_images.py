@@ -11,6 +11,7 @@ from multibox.checkpoint import atomic_save, make_checkpoint, network_descriptio
 from multibox.errors import DataError
 from multibox.inference import Detector, TorchDetector, detect_images, load_checkpoint_model
 from multibox.model import build_ssd
+from tests.checkpoint_helpers import save_model_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -29,9 +30,9 @@ def images() -> list[Image.Image]:
 
 @pytest.fixture(scope="module")
 def checkpoint(model, tmp_path_factory) -> str:
-    network = network_description("tiny", 3, 64, {})
-    state = make_checkpoint(model.state_dict(), ["a", "b", "c"], network, model.detection.to_dict())
-    return str(atomic_save(state, tmp_path_factory.mktemp("ckpt") / "tiny.pt"))
+    return save_model_checkpoint(
+        model, "tiny", ["a", "b", "c"], 64, tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    )
 
 
 def test_detect_images_equals_ssd_predict_in_each_images_pixels(model, images):
