@@ -16,7 +16,7 @@ from multibox.data import (
     make_loader,
     require_images,
 )
-from multibox.data.concat import as_source_list, load_sources
+from multibox.data.concat import as_source_list, concat_datasets, load_sources
 from multibox.engine.anchor_report import anchor_report
 from multibox.engine.checkpointer import Checkpointer
 from multibox.engine.config import TrainConfig
@@ -146,13 +146,7 @@ def load_datasets(config: TrainConfig, rank: int):
     log(f"train data {summary}", rank)
     shown = ", ".join(as_source_list(config.train_data))
     require_images(train_set, f"train_data {shown} (split {config.train_split})", report)
-    val_set = None
-    if config.val_split is not None or config.val_data:
-        source = config.val_data or config.train_data
-        try:
-            val_set = load_sources(source, config.val_split, class_names=train_set.class_names)
-        except FileNotFoundError as error:
-            log(f"no validation data ({error}); training without evaluation", rank)
+    val_set = load_validation(config, train_set.class_names, rank)
     if val_set is not None:
         val_set, summary = clean_for_training(val_set, check_dataset(val_set, images=True, decode=False))
         log(f"val data {summary}", rank)
@@ -160,6 +154,31 @@ def load_datasets(config: TrainConfig, rank: int):
             log("the validation set has no usable images; training without evaluation", rank)
             val_set = None
     return train_set, val_set
+
+
+def load_validation(config: TrainConfig, class_names: list[str], rank: int):
+    """The validation set before cleaning, or None. ``val_data`` given: every source must hold ``val_split``
+    (a missing one is an error: the user asked for it). Otherwise each ``train_data`` source that holds
+    ``val_split`` is used, and each that does not is named in the log; none: training without evaluation."""
+    if config.val_data:
+        try:
+            return load_sources(config.val_data, config.val_split, class_names=class_names)
+        except FileNotFoundError as error:
+            raise ConfigError(
+                f"val_data: {error}; give val_split=NAME of a split it has, or leave val_data out"
+            ) from None
+    if config.val_split is None:
+        return None
+    found = []
+    for source in as_source_list(config.train_data):
+        try:
+            found.append(load_sources(source, config.val_split, class_names=class_names))
+        except FileNotFoundError as error:
+            log(f"no validation data in {source} ({error})", rank)
+    if not found:
+        log("no source has validation data; training without evaluation", rank)
+        return None
+    return concat_datasets(found)
 
 
 def build_model(

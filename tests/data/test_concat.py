@@ -14,6 +14,7 @@ from multibox.data.formats import write_voc
 from multibox.data.records import Problem
 from multibox.engine.config import TrainConfig, load_config
 from multibox.engine.train import train
+from multibox.engine.train_setup import load_validation
 from multibox.errors import ConfigError, DataError
 from tests.engine.test_train import FAST
 
@@ -132,3 +133,28 @@ def test_training_on_two_sources_keeps_the_merged_classes(two_sources, tmp_path)
     written = yaml.safe_load((tmp_path / "config.yaml").read_text())
     assert written["train_data"] == [a, b] and written["val_data"] == [b]
     assert result.history[0]["step"] == 2 and result.history[0]["mAP_voc07"] is not None
+
+
+@pytest.fixture(scope="module")
+def one_with_val(bccd_subset, tmp_path_factory):
+    """3 bccd train images written as a VOC folder whose only split is ``val``."""
+    dataset = load_dataset(str(bccd_subset), "train")
+    root = tmp_path_factory.mktemp("with_val") / "c"
+    write_voc(dataclasses.replace(dataset, records=dataset.records[4:7]), root, "val")
+    return root
+
+
+def test_validation_comes_from_the_sources_that_have_the_split(two_sources, one_with_val, capsys):
+    a, c = str(two_sources[0]), str(one_with_val)
+    config = TrainConfig(train_data=[a, c], val_split="val")
+    val_set = load_validation(config, ["Platelets", "RBC", "WBC"], rank=0)
+    assert len(val_set) == 3 and val_set.class_names == ["Platelets", "RBC", "WBC"]
+    assert f"no validation data in {a}" in capsys.readouterr().err
+    assert load_validation(config.replace(train_data=[a]), ["Platelets", "RBC", "WBC"], rank=0) is None
+    assert "no source has validation data; training without evaluation" in capsys.readouterr().err
+
+
+def test_val_data_given_without_the_split_is_one_line(two_sources, one_with_val):
+    config = TrainConfig(train_data=str(one_with_val), val_data=[str(one_with_val), str(two_sources[0])])
+    with pytest.raises(ConfigError, match=r"^val_data: .*give val_split=NAME of a split it has"):
+        load_validation(config, ["Platelets", "RBC", "WBC"], rank=0)

@@ -12,12 +12,12 @@ from typing import Any
 
 from multibox.data.formats.classes import resolve_class_names
 from multibox.data.formats.yolo import _orphan_labels, _read_label_file, _yolo_record
+from multibox.data.image_io import IMAGE_SUFFIXES
 from multibox.data.records import DetectionDataset
 from multibox.errors import ConfigError, DataError
 
 SPLIT_KEYS = ("train", "val", "test")
 SPLIT_ALIASES = {"valid": "val", "validation": "val"}
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 YAML_SUFFIXES = (".yaml", ".yml")
 
 

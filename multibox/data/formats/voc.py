@@ -9,9 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from multibox.data.formats.classes import resolve_class_names
+from multibox.data.image_io import IMAGE_SUFFIXES
 from multibox.data.records import DetectionDataset, DetectionRecord, Problem
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".JPG", ".JPEG", ".PNG")
 
 
 def _text(node: ET.Element | None, tag: str, default: str = "") -> str:
@@ -23,7 +22,7 @@ def _find_image(root: Path, image_id: str, filename: str) -> Path:
     images = root / "JPEGImages"
     if filename and (images / filename).is_file():
         return images / filename
-    for suffix in IMAGE_SUFFIXES:
+    for suffix in (*IMAGE_SUFFIXES, *(s.upper() for s in IMAGE_SUFFIXES)):
         if (images / f"{image_id}{suffix}").is_file():
             return images / f"{image_id}{suffix}"
     return images / (filename or f"{image_id}.jpg")

@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from multibox.data.formats.classes import resolve_class_names
-from multibox.data.formats.voc import IMAGE_SUFFIXES
-from multibox.data.image_io import ImageDecodeError, open_image
+from multibox.data.image_io import IMAGE_SUFFIXES, ImageDecodeError, open_image
 from multibox.data.records import DetectionDataset, DetectionRecord, Problem
 
 
@@ -107,7 +106,7 @@ def read_yolo(
     """
     images_dir = Path(images_dir)
     labels_dir = Path(labels_dir) if labels_dir is not None else _labels_dir_for(images_dir)
-    image_paths = sorted(p for p in images_dir.iterdir() if p.suffix in IMAGE_SUFFIXES)
+    image_paths = sorted(p for p in images_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     default_names = next(
         (f for f in (labels_dir / "classes.txt", labels_dir.parent / "classes.txt") if f.is_file()), None
     )
