@@ -145,6 +145,28 @@ def test_round_trip_keeps_jpeg_bytes_and_encodes_others(tmp_path, bccd_subset):
         write_recordio(back, tmp_path / "out" / "train.rec")
 
 
+@pytest.mark.parametrize("to", ["voc", "coco", "yolo"])
+def test_converting_a_rec_writes_its_image_bytes_unchanged(tmp_path, to):
+    """A .rec's JPEGs land in the new format byte for byte (the writer stored the PNG as a JPEG)."""
+    png = tmp_path / "p.png"
+    Image.new("RGB", (50, 40), (200, 10, 10)).save(png)
+    jpeg = tmp_path / "j.jpg"
+    Image.new("RGB", (30, 20), (10, 200, 10)).save(jpeg, quality=80)
+    records = [
+        DetectionRecord(n, p, w, h, [[2, 2, 12, 12]], [0], [False])
+        for n, p, w, h in (("j", jpeg, 30, 20), ("p", png, 50, 40))
+    ]
+    rec = write_recordio(DetectionDataset(records, ["a"]), tmp_path / "two.rec")
+    read = read_recordio(rec, class_names=["a"])
+    out = load_dataset(
+        save_dataset(read, tmp_path / to, to, split="train"), None if to == "yolo" else "train"
+    )
+    written = {r.image_id: Path(r.image) for r in out.records}
+    assert {i: p.suffix for i, p in written.items()} == {"0": ".jpg", "1": ".jpg"}
+    assert written["0"].read_bytes() == jpeg.read_bytes()
+    assert written["1"].read_bytes() == read.records[1].image.read_bytes()
+
+
 def test_a_folder_of_split_files(tmp_path):
     for split in ("train", "val"):
         shutil.copy(FIXTURE / "mxnet.rec", tmp_path / f"{split}.rec")

@@ -6,7 +6,11 @@ import os
 import shutil
 from pathlib import Path
 
+from multibox.data.image_io import open_image
 from multibox.data.records import DetectionRecord
+
+FORMAT_SUFFIX = {"JPEG": ".jpg", "PNG": ".png", "BMP": ".bmp", "GIF": ".gif", "TIFF": ".tif", "WEBP": ".webp"}
+"""PIL format -> the ending an image kept encoded in a container (a ``.rec`` record) is written under."""
 
 
 def replace_file(path: Path) -> Path:
@@ -18,12 +22,21 @@ def replace_file(path: Path) -> Path:
 
 
 def place_image(record: DetectionRecord, folder: Path, link: bool = True) -> Path:
-    """Put the record's image into ``folder``: a symlink (or copy) for files, a JPEG for generated images.
+    """Put the record's image into ``folder``: a symlink (or copy) for files, the encoded bytes unchanged for
+    images kept in a container (``read_bytes()``: a ``.rec`` record), a JPEG for generated images.
 
     An entry already there is kept only when it is this very image (the same file, or a link to it); any
     other entry of that name (a stale image of an earlier conversion) is replaced, never written through.
     """
     folder.mkdir(parents=True, exist_ok=True)
+    if callable(getattr(record.image, "read_bytes", None)) and callable(record.image):
+        data = record.image.read_bytes()
+        with open_image(data, name=str(record.image_id)) as image:
+            suffix = FORMAT_SUFFIX.get(image.format)
+        if suffix is not None:
+            target = replace_file(folder / f"{record.image_id}{suffix}")
+            target.write_bytes(data)
+            return target
     if callable(record.image):
         target = replace_file(folder / f"{record.image_id}.jpg")
         record.image().convert("RGB").save(target, quality=95)
