@@ -251,6 +251,9 @@ def _six(taps: Sequence[str], depthwise: bool = False) -> SSDLayout:
 # ---------------------------------------------------------------------------------------------- the networks
 # The original freezes VGG's conv1_x and conv2_x (``--freeze '^(conv1_|conv2_).*'``).
 _VGG_FREEZE = r"^backbone\.(conv1_|conv2_)"
+# ImageNet's stem and first three blocks of EfficientNet-Lite0 (the 160x160 and 80x80 maps): frozen, a training
+# step skips their backward pass, about 1.6x the images per second on a CPU (docs/benchmarks.md)
+_LITE0_FREEZE = r"^backbone\._(conv_stem|bn0|blocks\.[0-2]\.)"
 _VGG = {"tested_shapes": (300, 512), "torchvision_weights": "VGG16_Weights", "freeze": _VGG_FREEZE}
 
 register_network(NetworkSpec("vgg16_reduced", VGG16Reduced, _VGG300, large_layout=_VGG512, **_VGG))
@@ -351,7 +354,12 @@ register_network(
     )
 )
 register_network(
-    NetworkSpec("efficientnet_lite0", EfficientNetLite0, _six(["blocks.11.expand", "head"], depthwise=True))
+    NetworkSpec(
+        "efficientnet_lite0",
+        EfficientNetLite0,
+        _six(["blocks.11.expand", "head"], depthwise=True),
+        freeze=_LITE0_FREEZE,
+    )
 )
 # small and fast on a CPU: the quick start's network (maps 16, 8, 4, 2, 1 at 128x128)
 register_network(

@@ -113,6 +113,27 @@ def test_random_layers_are_never_frozen_by_default():
     assert all(p.requires_grad for p in model.parameters())  # the original freezes nothing from scratch
 
 
+def test_the_lite_recipe_freezes_imagenets_stem_and_first_three_blocks_only():
+    """EfficientNet-Lite0's stem and blocks 0-2 (the 160x160 and 80x80 maps at 320) from ImageNet are frozen;
+    from random weights nothing is; a training step leaves the frozen ones without gradients."""
+    from multibox.engine.train_setup import build_model
+
+    config, _ = resolve_recipe(TrainConfig(recipe="lite").checked(), CPU)
+    model = build_model(config, ["a", "b"], rank=1)
+    frozen = {
+        n.split(".")[1] + ("." + n.split(".")[2] if "_blocks" in n else "")
+        for n, p in model.named_parameters()
+        if not p.requires_grad
+    }
+    assert frozen == {"_conv_stem", "_bn0", "_blocks.0", "_blocks.1", "_blocks.2"}
+    assert all(p.requires_grad for n, p in model.named_parameters() if n.startswith("backbone._blocks.3."))
+    images = torch.rand(2, 3, 320, 320)
+    sum(o.float().mean() for o in model(images) if torch.is_tensor(o) and o.requires_grad).backward()
+    assert all((p.grad is None) != p.requires_grad for p in model.parameters())
+    scratch = build_model(config.replace(weights_backbone=None), ["a", "b"], rank=1)
+    assert all(p.requires_grad for p in scratch.parameters())
+
+
 def test_config_yaml_holds_the_anchors_the_run_fitted_and_trained_with(tmp_path):
     import yaml
 
