@@ -23,6 +23,7 @@ from multibox.errors import ConfigError, DataError
 
 __all__ = [
     "DEFAULT_MAX_MEGAPIXELS",
+    "FORMAT_SUFFIXES",
     "IMAGE_SUFFIXES",
     "MAX_MEGAPIXELS_ENV",
     "ImageDecodeError",
@@ -38,7 +39,17 @@ DEFAULT_MAX_MEGAPIXELS = 100.0
 MAX_MEGAPIXELS_ENV = "MULTIBOX_MAX_MEGAPIXELS"
 """Environment variable that sets the pixel limit, in millions of pixels, where no ``max_pixels`` is given."""
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+FORMAT_SUFFIXES = {
+    "JPEG": (".jpg", ".jpeg", ".jpe"),
+    "PNG": (".png",),
+    "BMP": (".bmp",),
+    "GIF": (".gif",),
+    "TIFF": (".tif", ".tiff"),
+    "WEBP": (".webp",),
+}
+"""PIL format -> the lower-case endings of its files, the usual one first (what a converted image is named)."""
+
+IMAGE_SUFFIXES = tuple(suffix for suffixes in FORMAT_SUFFIXES.values() for suffix in suffixes)
 """Lower-case endings of the image files the decoder reads (what `multibox detect` takes from a folder)."""
 
 ImageSource = str | os.PathLike | bytes | IO[bytes]

@@ -9,18 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from multibox.data.image_io import ImageDecodeError, open_image, to_rgb
+from multibox.data.image_io import FORMAT_SUFFIXES, ImageDecodeError, open_image, to_rgb
 from multibox.data.records import DetectionDataset, DetectionRecord, Problem
 from multibox.errors import DataError
 
-_FORMAT_SUFFIXES = {
-    "JPEG": {".jpg", ".jpeg", ".jpe"},
-    "PNG": {".png"},
-    "BMP": {".bmp"},
-    "GIF": {".gif"},
-    "TIFF": {".tif", ".tiff"},
-    "WEBP": {".webp"},
-}
 _EXIF_ORIENTATION = 0x0112
 
 # Problems that break a training run that trusts its data (NaN losses, crashes): `data check` exits non-zero.
@@ -123,7 +115,7 @@ def _check_image(record: DetectionRecord, decode: bool) -> tuple[list[Problem], 
         return [Problem("unreadable image", record.image_id, f"{name}: {error}", True)], None
     try:
         with open_image(data, name=name) as image:
-            if suffix is not None and suffix not in _FORMAT_SUFFIXES.get(image.format or "", {suffix}):
+            if suffix is not None and suffix not in FORMAT_SUFFIXES.get(image.format or "", (suffix,)):
                 problems.append(
                     Problem(
                         "content does not match extension",

@@ -252,7 +252,7 @@ def _six(taps: Sequence[str], depthwise: bool = False) -> SSDLayout:
 # The original freezes VGG's conv1_x and conv2_x (``--freeze '^(conv1_|conv2_).*'``).
 _VGG_FREEZE = r"^backbone\.(conv1_|conv2_)"
 # ImageNet's stem and first three blocks of EfficientNet-Lite0 (the 160x160 and 80x80 maps): frozen, a training
-# step skips their backward pass, about 1.6x the images per second on a CPU (docs/benchmarks.md)
+# step skips their backward pass, 1.5-1.9x the images per second on a CPU (docs/benchmarks.md)
 _LITE0_FREEZE = r"^backbone\._(conv_stem|bn0|blocks\.[0-2]\.)"
 _VGG = {"tested_shapes": (300, 512), "torchvision_weights": "VGG16_Weights", "freeze": _VGG_FREEZE}
 

@@ -6,11 +6,8 @@ import os
 import shutil
 from pathlib import Path
 
-from multibox.data.image_io import open_image
+from multibox.data.image_io import FORMAT_SUFFIXES, open_image
 from multibox.data.records import DetectionRecord
-
-FORMAT_SUFFIX = {"JPEG": ".jpg", "PNG": ".png", "BMP": ".bmp", "GIF": ".gif", "TIFF": ".tif", "WEBP": ".webp"}
-"""PIL format -> the ending an image kept encoded in a container (a ``.rec`` record) is written under."""
 
 
 def replace_file(path: Path) -> Path:
@@ -32,9 +29,9 @@ def place_image(record: DetectionRecord, folder: Path, link: bool = True) -> Pat
     if callable(getattr(record.image, "read_bytes", None)) and callable(record.image):
         data = record.image.read_bytes()
         with open_image(data, name=str(record.image_id)) as image:
-            suffix = FORMAT_SUFFIX.get(image.format)
-        if suffix is not None:
-            target = replace_file(folder / f"{record.image_id}{suffix}")
+            suffixes = FORMAT_SUFFIXES.get(image.format)
+        if suffixes is not None:
+            target = replace_file(folder / f"{record.image_id}{suffixes[0]}")
             target.write_bytes(data)
             return target
     if callable(record.image):
