@@ -108,6 +108,7 @@ class RecordingWindow:
         self.shown: list[np.ndarray] = []
         self.texts: list[str] = []
         self.windows: list[str] = []
+        self.sizes: list[tuple[int, int]] = []
         self.destroyed: list[str] = []
 
     def __getattr__(self, name):
@@ -115,6 +116,9 @@ class RecordingWindow:
 
     def namedWindow(self, title, flags):  # noqa: N802 - OpenCV's names
         self.windows.append(title)
+
+    def resizeWindow(self, title, width, height):  # noqa: N802
+        self.sizes.append((width, height))
 
     def putText(self, image, text, *args):  # noqa: N802
         self.texts.append(text)
@@ -134,8 +138,15 @@ class RecordingWindow:
         self.destroyed.append(title)
 
 
-def _detect_with_window(monkeypatch, recorder, video, checkpoint, out) -> int:
+def _detect_with_window(monkeypatch, recorder, video, checkpoint, out, batches: list | None = None) -> int:
     monkeypatch.setenv("DISPLAY", ":0")
+    if batches is not None:  # the size of every batch the detector is given
+        predict = TorchDetector.predict
+        monkeypatch.setattr(
+            TorchDetector,
+            "predict",
+            lambda self, images, *a: batches.append(len(images)) or predict(self, images, *a),
+        )
     monkeypatch.setattr("multibox.inference.annotate.import_cv2", lambda: recorder)
     return (
         main(["detect", str(video), "--checkpoint", checkpoint, "--thresh", "0.99", "--out", str(out)]) or 0
@@ -162,15 +173,17 @@ def _red_columns_bgr(bgr: np.ndarray) -> tuple[int, int]:
 def test_the_live_window_shows_each_annotated_frame_with_its_rate_until_stopped(
     recorder, stops_after, monkeypatch, video, checkpoint, tmp_path, capsys
 ):
-    out = tmp_path / "out"
-    assert _detect_with_window(monkeypatch, recorder, video, checkpoint, out) == 0
+    out, batches = tmp_path / "out", []
+    assert _detect_with_window(monkeypatch, recorder, video, checkpoint, out, batches) == 0
     assert len(recorder.shown) == stops_after
+    assert batches == [1] * stops_after  # watched: frame by frame, so playback is smooth and its rate true
     for index, bgr in enumerate(recorder.shown):  # frame by frame, in order, in OpenCV's BGR
         assert bgr.shape == (HEIGHT, WIDTH, 3)
         left, right = _red_columns_bgr(bgr)
         assert abs(left - square_left(index)) <= 1 and abs(right - (square_left(index) + SQUARE)) <= 1
     assert recorder.texts[0] == "0.0 fps" and all(re.fullmatch(r"\d+\.\d fps", t) for t in recorder.texts)
     assert len(recorder.texts) == stops_after and float(recorder.texts[-1].split()[0]) > 0
+    assert recorder.sizes == [(WIDTH, HEIGHT)]  # opened at the frames' size, once
     assert recorder.destroyed == ["multibox detect"]
     assert [r["frame"] for r in _rows(out / "detections.jsonl")] == list(range(stops_after))
     assert len(read_video(out / "moving.mp4")[0]) == stops_after

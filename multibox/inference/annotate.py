@@ -170,7 +170,9 @@ def _detect_video(detector, source, out, threshold, jsonl: IO[str], live, report
     )
     frames, objects, started = 0, 0, time.monotonic()
     try:
-        for batch in _batches(source, 1 if source.live else _batch_size(detector)):  # live: no waiting
+        # one frame at a time for a live source (no waiting) or under the window (smooth, its rate true)
+        one_by_one = source.live or live is not None
+        for batch in _batches(source, 1 if one_by_one else _batch_size(detector)):
             found_in_batch = detector.predict([f.image for f in batch], threshold)
             for frame, found in zip(batch, found_in_batch, strict=True):
                 drawn = _drawn(frame, found, detector.class_names)
@@ -241,6 +243,7 @@ class LiveWindow:
         self._cv2 = cv2
         self.fps = 0.0
         self._last: float | None = None
+        self._sized = False
 
     @classmethod
     def open(cls) -> LiveWindow | None:
@@ -251,7 +254,8 @@ class LiveWindow:
             return None
         cv2 = import_cv2()
         try:
-            cv2.namedWindow(cls.title, cv2.WINDOW_NORMAL)
+            # resizable, keeping the frame's aspect, without the Qt build's toolbar
+            cv2.namedWindow(cls.title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL)
         except cv2.error:  # built without GUI support ("The function is not implemented")
             return None
         return cls(cv2)
@@ -263,6 +267,9 @@ class LiveWindow:
             rate = 1.0 / (now - self._last)
             self.fps = rate if self.fps == 0 else 0.9 * self.fps + 0.1 * rate
         self._last = now
+        if not self._sized:  # the window opens at the first frame's size, not the toolkit's default
+            cv2.resizeWindow(self.title, image.width, image.height)
+            self._sized = True
         bgr = cv2.cvtColor(np.asarray(image), cv2.COLOR_RGB2BGR)
         cv2.putText(bgr, f"{self.fps:.1f} fps", (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 255, 0), 2)
         cv2.imshow(self.title, bgr)

@@ -127,7 +127,7 @@ class _NoGui:
     """A cv2 built without GUI support: creating a window raises its ``error``."""
 
     error = RuntimeError
-    WINDOW_NORMAL = 0
+    WINDOW_NORMAL, WINDOW_KEEPRATIO, WINDOW_GUI_NORMAL = 0x0, 0x0, 0x10
 
     def namedWindow(self, *args):  # noqa: N802 - OpenCV's name
         raise self.error("The function is not implemented")
