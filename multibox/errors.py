@@ -24,3 +24,8 @@ class DataError(MultiboxError):
     """A bad or unreadable input file: image, annotation, checkpoint, exported model (exit code 1)."""
 
     exit_code = 1
+
+
+class MissingSplitError(DataError, FileNotFoundError):
+    """A dataset source without the split asked for; the message lists the splits it has. A
+    ``FileNotFoundError`` too, so training from a source without a ``val`` split goes on without evaluation."""

@@ -26,7 +26,7 @@ from multibox.engine.recipes import augmentation_keywords
 from multibox.engine.threads import cpu_cores, loader_workers
 from multibox.engine.time_budget import TimeBudget
 from multibox.engine.train_logs import log
-from multibox.errors import ConfigError
+from multibox.errors import ConfigError, MissingSplitError
 from multibox.model import build_ssd, network_spec
 from multibox.model.anchor_fit import fit_score
 from multibox.model.transfer import transfer_detector_weights
@@ -140,7 +140,12 @@ def fitted_anchors(config: TrainConfig, train_set, rank: int) -> TrainConfig:
 def load_datasets(config: TrainConfig, rank: int):
     """The cleaned training set (an error when nothing usable is left) and the validation set (or None); a
     list of sources is read split by split and joined (:func:`multibox.data.concat.load_sources`)."""
-    train_set = load_sources(config.train_data, config.train_split, class_names=config.class_names)
+    try:
+        train_set = load_sources(config.train_data, config.train_split, class_names=config.class_names)
+    except MissingSplitError as error:
+        raise ConfigError(
+            f"train_data: {error}; give train_split=NAME of a split it has, or train_split=null for every image"
+        ) from None
     report = check_dataset(train_set, images=True, decode=False)
     train_set, summary = clean_for_training(train_set, report)
     log(f"train data {summary}", rank)

@@ -64,7 +64,7 @@ def test_a_root_without_a_split_lists_its_splits_in_one_line(coco_2017):
     with pytest.raises(ConfigError, match="holds the COCO splits train2017, val2017: name one") as error:
         load_dataset(root)
     assert "\n" not in str(error.value)
-    with pytest.raises(FileNotFoundError, match=r"no split 'val' in .*\(splits: train2017, val2017\)"):
+    with pytest.raises(FileNotFoundError, match=r"no split 'val' in .*\(its splits: train2017, val2017\)"):
         load_dataset(root, "val")
 
 

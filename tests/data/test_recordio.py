@@ -22,7 +22,7 @@ from multibox.data.formats.recordio import read_recordio, write_recordio
 from multibox.data.image_io import to_rgb
 from multibox.data.records import DetectionDataset, DetectionRecord
 from multibox.data.validate import check_dataset
-from multibox.errors import ConfigError, DataError
+from multibox.errors import ConfigError, DataError, MissingSplitError
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "recordio"
 INPUTS = json.loads((FIXTURE / "inputs.json").read_text())
@@ -175,7 +175,10 @@ def test_a_folder_of_split_files(tmp_path):
     assert load_dataset(tmp_path, "val").name == "val" and len(load_dataset(tmp_path, "train")) == 5
     with pytest.raises(ConfigError, match="several .rec files"):
         load_dataset(tmp_path)
-    with pytest.raises(FileNotFoundError, match="test.rec does not exist"):
+    with pytest.raises(
+        MissingSplitError,
+        match=r"no split .test. in .*: no test.rec \(.rec files there: train.rec, val.rec\)",
+    ):
         load_dataset(tmp_path, "test")
 
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from multibox.data.formats.classes import resolve_class_names
 from multibox.data.records import DetectionDataset, DetectionRecord, Problem
-from multibox.errors import ConfigError, DataError
+from multibox.errors import ConfigError, DataError, MissingSplitError
 
 
 def _checked_categories(annotation_file: Path, categories: list) -> list[dict]:
@@ -198,8 +198,8 @@ def annotation_file_of(source: str | Path, split: str | None = None) -> Path:
         )
     json_path = path / "annotations" / f"instances_{split}.json"
     if not json_path.is_file():
-        raise FileNotFoundError(
-            f"no split {split!r} in {path}: no annotations/instances_{split}.json (splits: {', '.join(splits)})"
+        raise MissingSplitError(
+            f"no split {split!r} in {path}: no annotations/instances_{split}.json (its splits: {', '.join(splits)})"
         )
     return json_path
 

@@ -29,7 +29,7 @@ from multibox.data.formats.lst import record_from_objects
 from multibox.data.formats.targets import WrittenPaths
 from multibox.data.image_io import ImageDecodeError, open_image, to_rgb
 from multibox.data.records import DetectionDataset, DetectionRecord, Problem
-from multibox.errors import ConfigError, DataError
+from multibox.errors import ConfigError, DataError, MissingSplitError
 
 MAGIC = 0xCED7230A
 """The word that starts every record part."""
@@ -401,7 +401,9 @@ def rec_file(source: str | Path, split: str | None) -> Path:
     found = ", ".join(sorted(p.name for p in path.glob("*.rec"))) or "none"
     if split:
         if not (path / f"{split}.rec").is_file():
-            raise FileNotFoundError(f"{path / f'{split}.rec'} does not exist (.rec files there: {found})")
+            raise MissingSplitError(
+                f"no split {split!r} in {path}: no {split}.rec (.rec files there: {found})"
+            )
         return path / f"{split}.rec"
     files = sorted(path.glob("*.rec"))
     if len(files) != 1:

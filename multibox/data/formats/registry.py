@@ -23,7 +23,7 @@ from multibox.data.formats.ultralytics import recognises as _is_ultralytics_yaml
 from multibox.data.formats.voc import read_voc, write_voc
 from multibox.data.formats.yolo import read_yolo, write_yolo
 from multibox.data.records import DetectionDataset
-from multibox.errors import ConfigError
+from multibox.errors import ConfigError, MissingSplitError
 
 ClassNames = Sequence[str] | str | Path | None
 
@@ -104,7 +104,13 @@ def _read_shapes(source: str | Path, split: str | None, class_names: ClassNames)
 def _read_yolo(source: str | Path, split: str | None, class_names: ClassNames) -> DetectionDataset:
     path = Path(source)
     if (path / "images").is_dir():
-        path = path / "images" / split if split else path / "images"
+        images = path / "images"
+        path = images / split if split else images
+        if split and not path.is_dir():
+            splits = ", ".join(sorted(p.name for p in images.iterdir() if p.is_dir())) or "none"
+            raise MissingSplitError(
+                f"no split {split!r} in {source}: no images/{split}/ (its splits: {splits})"
+            )
     return read_yolo(path, class_names)
 
 

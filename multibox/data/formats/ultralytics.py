@@ -14,16 +14,11 @@ from multibox.data.formats.classes import resolve_class_names
 from multibox.data.formats.yolo import _orphan_labels, _read_label_file, _yolo_record
 from multibox.data.image_io import IMAGE_SUFFIXES
 from multibox.data.records import DetectionDataset
-from multibox.errors import ConfigError, DataError
+from multibox.errors import ConfigError, DataError, MissingSplitError
 
 SPLIT_KEYS = ("train", "val", "test")
 SPLIT_ALIASES = {"valid": "val", "validation": "val"}
 YAML_SUFFIXES = (".yaml", ".yml")
-
-
-class MissingSplitError(DataError, FileNotFoundError):
-    """The yaml does not define the split asked for; a ``FileNotFoundError`` too, as a missing VOC or YOLO
-    split is, so training without a ``val`` split goes on without evaluation."""
 
 
 def _load_yaml(path: Path) -> dict:

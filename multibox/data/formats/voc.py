@@ -11,6 +11,7 @@ import numpy as np
 from multibox.data.formats.classes import resolve_class_names
 from multibox.data.image_io import IMAGE_SUFFIXES
 from multibox.data.records import DetectionDataset, DetectionRecord, Problem
+from multibox.errors import MissingSplitError
 
 
 def _text(node: ET.Element | None, tag: str, default: str = "") -> str:
@@ -40,6 +41,20 @@ def _parse_annotation(path: Path) -> tuple[str, int, int, list[tuple[str, list[f
     return _text(tree, "filename"), width, height, objects
 
 
+def voc_splits(root: str | Path) -> list[str]:
+    """The image sets of ``root/ImageSets/Main/*.txt``, sorted, without VOC's per-class lists
+    (``aeroplane_trainval.txt`` of the set ``trainval``)."""
+    stems = sorted(p.stem for p in (Path(root) / "ImageSets" / "Main").glob("*.txt") if p.is_file())
+    return [s for s in stems if not any(s.endswith("_" + other) for other in stems)]
+
+
+def _splits_line(root: Path) -> str:
+    splits = voc_splits(root)
+    if splits:
+        return "its splits: " + ", ".join(splits)
+    return "it has no ImageSets/Main/<split>.txt lists"
+
+
 def read_voc(
     root: str | Path,
     split: str | None = None,
@@ -65,7 +80,9 @@ def read_voc(
     else:
         split_file = root / "ImageSets" / "Main" / f"{split}.txt"
         if not split_file.is_file():
-            raise FileNotFoundError(f"no split {split!r}: {split_file} does not exist")
+            raise MissingSplitError(
+                f"no split {split!r} in {root}: no {split_file.relative_to(root)} ({_splits_line(root)})"
+            )
         ids = [line.split()[0] for line in split_file.read_text().splitlines() if line.strip()]
 
     parsed, problems = {}, []
