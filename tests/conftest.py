@@ -26,6 +26,18 @@ def datasets_root() -> Path:
     return Path(os.environ.get("MULTIBOX_DATASETS", REPO_ROOT.parent / "shared" / "datasets"))
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module (``pytestmark = pytest.mark.usefixtures("one_torch_thread")``): a tiny
+    network gains nothing from more, and leaves the other cores alone; the previous count is restored."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def datasets_dir() -> Path:
     """The folder holding the FULL ``bccd/`` and ``cards/`` sets; tests that need them skip where it is absent."""

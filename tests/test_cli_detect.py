@@ -23,13 +23,7 @@ from tests.video_helpers import FPS, FRAMES, HEIGHT, WIDTH, read_video, write_vi
 CLASSES = ["a", "b", "c"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """A tiny network on 64-px inputs runs fastest on one thread, and leaves the other cores alone."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -27,12 +27,7 @@ from tests.video_helpers import FRAMES, HEIGHT, SQUARE, TOP, WIDTH, read_video, 
 CLASSES = ["a", "b"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -21,13 +21,7 @@ from tests.checkpoint_helpers import save_model_checkpoint
 FAST = {"repeats": 2, "warmup": 1}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: the tiny network gains nothing from more, and a busy machine stalls them."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
