@@ -27,7 +27,7 @@ from multibox.checkpoint import atomic_save, make_checkpoint, network_descriptio
 from multibox.data import load_dataset, make_loader
 from multibox.deploy import OnnxDetector, export_checkpoint
 from multibox.deploy.calibration import CalibrationImages
-from multibox.deploy.quantize import quantize_int8
+from multibox.deploy.quantize import CALIBRATION_METHODS, quantize_int8
 from multibox.engine.evaluate import evaluate
 from multibox.model import build_ssd
 
@@ -66,7 +66,10 @@ def bench_model(name: str, checkpoint: str | None, args, folder: Path) -> dict:
     test.records = test.records[: args.test_images]
     start = time.perf_counter()
     int8_file = quantize_int8(
-        float_file, folder / f"{name}.int8.onnx", CalibrationImages(train, (size, size))
+        float_file,
+        folder / f"{name}.int8.onnx",
+        CalibrationImages(train, (size, size)),
+        method=args.calibration_method,
     )
     row = {"model": f"{name} {size}", "weights": "trained" if checkpoint else "random"}
     row["quantize_s"] = time.perf_counter() - start
@@ -87,6 +90,7 @@ def main() -> None:
     parser.add_argument("--vgg", help="vgg16_reduced 300 checkpoint (default: random weights)")
     parser.add_argument("--models", nargs="+", choices=tuple(MODELS), default=list(MODELS))
     parser.add_argument("--calibration-images", type=int, default=100)
+    parser.add_argument("--calibration-method", choices=CALIBRATION_METHODS, default="minmax")
     parser.add_argument("--test-images", type=int, default=None, help="default: all of bccd test")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=2)
@@ -96,7 +100,8 @@ def main() -> None:
         args.calibration_images, args.test_images, args.repeats = 2, 2, 1
     print(
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, onnxruntime "
-        f"{__import__('onnxruntime').__version__}, {args.threads} intra-op threads, bccd at {DATASETS}"
+        f"{__import__('onnxruntime').__version__}, {args.threads} intra-op threads, bccd at {DATASETS}, "
+        f"{args.calibration_method} calibration on {args.calibration_images} images"
     )
     checkpoints = {"efficientnet_lite0": args.lite0, "vgg16_reduced": args.vgg}
     with tempfile.TemporaryDirectory() as tmp:
