@@ -25,6 +25,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from multibox.data.image_io import IMAGE_SUFFIXES
+from multibox.inference import read_image
+
 TITLE = "multibox detect"
 DISPLAY = ":99"
 
@@ -33,10 +36,10 @@ def make_clip(images: Path, path: Path, count: int, hold: int, size: tuple[int, 
     """An MJPG clip of the first ``count`` images of ``images`` (sorted), each held for ``hold`` frames."""
     import cv2
 
-    files = sorted(p for p in images.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[:count]
+    files = sorted(p for p in images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:count]
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, size)
     for file in files:
-        rgb = np.asarray(Image.open(file).convert("RGB").resize(size, Image.BILINEAR))
+        rgb = np.asarray(read_image(file).resize(size, Image.BILINEAR))
         for _ in range(hold):
             writer.write(np.ascontiguousarray(rgb[..., ::-1]))
     writer.release()
@@ -60,11 +63,8 @@ def window_geometry(env: dict) -> tuple[int, int, int, int] | None:
     found = subprocess.run(["xwininfo", "-name", TITLE], env=env, capture_output=True, text=True)
     if found.returncode != 0 or "IsViewable" not in found.stdout:
         return None
-    field = {
-        key: int(re.search(rf"{key}:\s+(-?\d+)", found.stdout).group(1))
-        for key in ("Absolute upper-left X", "Absolute upper-left Y", "Width", "Height")
-    }
-    return tuple(field.values())
+    keys = ("Absolute upper-left X", "Absolute upper-left Y", "Width", "Height")
+    return tuple(int(re.search(rf"{key}:\s+(-?\d+)", found.stdout).group(1)) for key in keys)
 
 
 def read_xwd(data: bytes) -> Image.Image:
@@ -119,10 +119,9 @@ def main() -> None:
     parser.add_argument("--shot-every", type=float, default=1.0, help="seconds between screenshots")
     parser.add_argument("--out", default="live_window.png", help="the screenshot")
     args = parser.parse_args()
-    if args.opencv_gui:
-        sys.path.insert(0, args.opencv_gui)
     env = {**os.environ, "DISPLAY": DISPLAY, "QT_QPA_PLATFORM": "xcb"}
-    if args.opencv_gui:
+    if args.opencv_gui:  # the GUI build first, here (for the clip) and in detect's process
+        sys.path.insert(0, args.opencv_gui)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [args.opencv_gui, env.get("PYTHONPATH")]))
     server = start_display()
     try:

@@ -242,8 +242,7 @@ class LiveWindow:
     def __init__(self, cv2: Any) -> None:
         self._cv2 = cv2
         self.fps = 0.0
-        self._last: float | None = None
-        self._sized = False
+        self._last: float | None = None  # when the last frame was shown; None before the first
 
     @classmethod
     def open(cls) -> LiveWindow | None:
@@ -263,13 +262,12 @@ class LiveWindow:
     def show(self, image: Image.Image) -> bool:
         """Show ``image`` with the frames per second; False when the user pressed ``q`` or Esc or closed it."""
         cv2, now = self._cv2, time.monotonic()
-        if self._last is not None and now > self._last:
+        if self._last is None:  # the window opens at the first frame's size, not the toolkit's default
+            cv2.resizeWindow(self.title, image.width, image.height)
+        elif now > self._last:
             rate = 1.0 / (now - self._last)
             self.fps = rate if self.fps == 0 else 0.9 * self.fps + 0.1 * rate
         self._last = now
-        if not self._sized:  # the window opens at the first frame's size, not the toolkit's default
-            cv2.resizeWindow(self.title, image.width, image.height)
-            self._sized = True
         bgr = cv2.cvtColor(np.asarray(image), cv2.COLOR_RGB2BGR)
         cv2.putText(bgr, f"{self.fps:.1f} fps", (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 255, 0), 2)
         cv2.imshow(self.title, bgr)
