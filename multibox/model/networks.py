@@ -260,6 +260,18 @@ register_network(NetworkSpec("vgg16_reduced", VGG16Reduced, _VGG300, large_layou
 register_network(
     NetworkSpec("vgg16_reduced_paper", VGG16Reduced, _VGG300, large_layout=_VGG512_PAPER, **_VGG)
 )
+# a BatchNorm after each conv (torchvision's vgg16_bn): trains from random weights; ONNX export folds them away
+register_network(
+    NetworkSpec(
+        "vgg16_reduced_bn",
+        partial(VGG16Reduced, batch_norm=True),
+        _VGG300,
+        large_layout=_VGG512,
+        tested_shapes=(300, 512),
+        torchvision_weights="VGG16_BN_Weights",
+        freeze=r"^backbone\.(conv1_|conv2_|bn1_|bn2_)",
+    )
+)
 # torchvision's SSD300 (an imported COCO_V1 checkpoint, multibox.model.import_torchvision); torchvision
 # freezes conv1_x by default (trainable_backbone_layers=4)
 register_network(

@@ -14,7 +14,7 @@ import torch
 
 from multibox.checkpoint import load_state_dict_file, load_tensor_file
 from multibox.model.backbones import Backbone
-from multibox.model.backbones.vgg import TORCHVISION_FEATURE_KEYS
+from multibox.model.backbones.vgg import TORCHVISION_BN_FEATURE_KEYS, TORCHVISION_FEATURE_KEYS
 from multibox.model.networks import network_spec
 
 # classification heads present in ImageNet files but not in our backbones
@@ -45,10 +45,12 @@ def reduce_vgg16_fc(
 
 
 def _from_torchvision_vgg(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Our keys from torchvision's ``vgg16()`` or ``vgg16_bn()`` (told apart by ``features.1``'s BatchNorm)."""
+    batch_norm = "features.1.running_mean" in state
     out = {}
-    for name, index in TORCHVISION_FEATURE_KEYS.items():
-        for p in ("weight", "bias"):
-            out[f"{name}.{p}"] = state[f"features.{index}.{p}"]
+    for name, index in (TORCHVISION_BN_FEATURE_KEYS if batch_norm else TORCHVISION_FEATURE_KEYS).items():
+        prefix = f"features.{index}."
+        out.update({name + "." + k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})
     fc = [
         state.get(k)
         for k in ("classifier.0.weight", "classifier.0.bias", "classifier.3.weight", "classifier.3.bias")

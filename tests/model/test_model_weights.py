@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
 from torchvision.models import resnet50
+from torchvision.models.vgg import cfgs, make_layers
 
 from multibox.model import WeightsUnavailableError, build_backbone, build_ssd, load_backbone_weights
 from multibox.model.backbones import EfficientNetLite0
@@ -33,6 +35,42 @@ def test_torchvision_vgg16_features_map_onto_conv1_1_to_conv5_3():
     assert torch.equal(backbone.conv5_3.bias, state["features.28.bias"])
     assert left == ["fc6.bias", "fc6.weight", "fc7.bias", "fc7.weight"]  # no classifier: fc6/fc7 stay random
     assert torch.equal(backbone.fc6.weight, fc6_before)
+
+
+def _torchvision_vgg16_bn_features() -> nn.Sequential:
+    """torchvision's own ``vgg16_bn().features`` (random weights, BatchNorm statistics and affines)."""
+    torch.manual_seed(2)
+    features = make_layers(cfgs["D"], batch_norm=True)
+    for module in features.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            for buffer in (module.running_mean, module.weight, module.bias):
+                buffer.data.normal_(0.0, 0.5)
+            module.running_var.data.uniform_(0.5, 2.0)
+    return features.eval()
+
+
+def test_torchvision_vgg16_bn_file_gives_vgg16_reduced_bn_torchvisions_relu4_3(tmp_path):
+    features = _torchvision_vgg16_bn_features()
+    path = tmp_path / "vgg16_bn.pth"
+    torch.save({f"features.{k}": v for k, v in features.state_dict().items()}, path)
+    model = build_ssd("vgg16_reduced_bn", num_classes=3, data_shape=300, weights_backbone=path).eval()
+    assert torch.equal(model.backbone.bn4_3.running_var, features[31].running_var)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        ours = model.backbone(x)[0]  # relu4_3, the first tap
+        theirs = features[:33](x)  # conv, bn, relu x 10 and 3 pools: up to relu4_3
+    assert ours.shape == (2, 512, 8, 8)
+    assert torch.allclose(ours, theirs, atol=1e-4, rtol=1e-4)
+
+
+def test_vgg16_and_vgg16_bn_files_are_refused_by_each_others_network(tmp_path):
+    with pytest.raises(WeightsUnavailableError, match=r"do not fit vgg16_reduced_bn: missing \['bn1_1"):
+        load_backbone_weights(
+            build_backbone("vgg16_reduced_bn"), "vgg16_reduced_bn", _torchvision_vgg16_features()
+        )
+    bn_state = {f"features.{k}": v for k, v in _torchvision_vgg16_bn_features().state_dict().items()}
+    with pytest.raises(WeightsUnavailableError, match=r"do not fit vgg16_reduced: .*unexpected \['bn1_1"):
+        load_backbone_weights(build_backbone("vgg16_reduced"), "vgg16_reduced", bn_state)
 
 
 def test_vgg16_fc_decimation_as_the_ssd_paper():
