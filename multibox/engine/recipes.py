@@ -152,6 +152,10 @@ def resolve_recipe(config: TrainConfig, device: torch.device, finetune_network: 
     return resolved.checked(), lines
 
 
+# VGGs without BatchNorm: from random weights they stall (docs/benchmarks.md, the INT8 section)
+_PLAIN_VGG = ("vgg16_reduced", "vgg16_reduced_paper")
+
+
 def weights_at_hand(network: str, wanted: str | None) -> tuple[str | None, str]:
     """The backbone weights an ``auto`` setting gives ``network`` without downloading, and why."""
     if network == "efficientnet_lite0":
@@ -163,7 +167,10 @@ def weights_at_hand(network: str, wanted: str | None) -> tuple[str | None, str]:
     name = wanted or "IMAGENET1K_V1"
     if cached_torchvision_weights(network, name):
         return name, "recipe: torchvision's weights, on disk"
-    return None, f"recipe; none on disk: weights_backbone={name} downloads torchvision's"
+    why = f"recipe; none on disk: weights_backbone={name} downloads torchvision's"
+    if network in _PLAIN_VGG:
+        why += f"; {network} hardly learns from random weights, network=vgg16_reduced_bn does"
+    return None, why
 
 
 def cached_torchvision_weights(network: str, name: str) -> bool:

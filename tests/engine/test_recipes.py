@@ -64,6 +64,9 @@ def test_auto_weights_are_only_what_is_on_this_machine(monkeypatch, tmp_path):
     config, lines = resolve_recipe(TrainConfig(network="vgg16_reduced").checked(), CPU)
     assert config.weights_backbone is None  # nothing downloaded
     assert any("weights_backbone=None" in line and "downloads" in line for line in lines)
+    assert any("network=vgg16_reduced_bn does" in line for line in lines)  # plain VGG stalls from scratch
+    _, bn_lines = resolve_recipe(TrainConfig(network="vgg16_reduced_bn").checked(), CPU)
+    assert not any("hardly learns" in line for line in bn_lines)
     import torchvision
 
     url = torchvision.models.VGG16_Weights.IMAGENET1K_V1.url

@@ -109,6 +109,20 @@ def test_the_spec_carries_weights_and_the_default_freeze():
     assert network_spec("mobilenet").torchvision_weights is None  # v1: local files only
 
 
+def test_vgg16_reduced_bn_freezes_the_batchnorms_of_the_blocks_vgg16_reduced_freezes():
+    """From pretrained weights both freeze blocks 1-2: the BatchNorms there with their convs, none further up."""
+    import re
+
+    backbone = build_backbone("vgg16_reduced_bn")
+    frozen = {
+        n
+        for n, _ in backbone.named_parameters()
+        if re.match(network_spec("vgg16_reduced_bn").freeze, "backbone." + n)
+    }
+    blocks = {n.split(".")[0] for n in frozen}
+    assert blocks == {"conv1_1", "bn1_1", "conv1_2", "bn1_2", "conv2_1", "bn2_1", "conv2_2", "bn2_2"}
+
+
 def test_a_new_network_is_one_entry(monkeypatch):
     monkeypatch.setitem(_NETWORKS, "tiny_wide", None)  # removed again after the test
     tiny = network_spec("tiny")
