@@ -99,6 +99,16 @@ CASES = [
         1,
         "refused to load backbone weights {evil}: it holds Python objects",
     ),
+    (
+        ["train", "train_data=shapes:4", "network=tiny", "data_shape=64", "weights_backbone={foreign}"],
+        1,
+        "weights do not fit tiny: missing",
+    ),
+    (
+        ["train", "train_data=shapes:4", "network=tiny", "data_shape=64", "weights_backbone={root}/no.pth"],
+        1,
+        "weights file not found: {root}/no.pth",
+    ),
     (["quickstart", "--time-budget", "-5"], 2, "--time-budget: -5 is not > 0"),
     (["data", "check", "{root}/nothing"], 1, "nothing does not exist"),
     (["data", "check", "{text}"], 2, "cannot tell the format"),
@@ -123,6 +133,7 @@ def test_a_mistake_is_one_line_with_the_right_exit_code(arguments, code, named, 
     errors = [line for line in captured.err.splitlines() if "error:" in line]
     assert len(errors) == 1, captured.err
     assert named.format(**fill) in errors[0], errors[0]
+    assert "report it" not in errors[0]  # a user's mistake, not a bug to report
     assert returned == code, (returned, errors[0])
     assert not (files["root"] / "it_ran").exists()
 

@@ -139,6 +139,12 @@ def resolve_recipe(config: TrainConfig, device: torch.device, finetune_network: 
         for name, key in (("network", "name"), ("data_shape", "data_shape")):
             if values[name] is None:
                 values[name], sources[name] = finetune_network[key], "the fine-tuned detector's"
+    if (
+        sources["network"] == "yours"
+        and sources["data_shape"] == "recipe"
+        and values["network"] != recipe.network
+    ):
+        values["data_shape"], sources["data_shape"] = own_data_shape(values["network"], values["data_shape"])
     if config.finetune:
         values["weights_backbone"] = None
     elif sources["weights_backbone"] == "recipe":
@@ -150,6 +156,15 @@ def resolve_recipe(config: TrainConfig, device: torch.device, finetune_network: 
         f"  {name}={values[name]}  ({sources[name]})" for name in RECIPE_SETTINGS
     ]
     return resolved.checked(), lines
+
+
+def own_data_shape(network: str, recipe_shape: int) -> tuple[int, str]:
+    """The input size for a network the user chose over the recipe's: the first it was tested at (vgg16: 300),
+    else the recipe's."""
+    from multibox.model import network_spec
+
+    shapes = network_spec(network).tested_shapes
+    return (shapes[0], f"{network}'s own") if shapes else (recipe_shape, "recipe")
 
 
 # VGGs without BatchNorm: from random weights they stall (docs/benchmarks.md, the INT8 section)

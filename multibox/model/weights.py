@@ -13,6 +13,7 @@ from collections.abc import Mapping
 import torch
 
 from multibox.checkpoint import load_state_dict_file, load_tensor_file
+from multibox.errors import DataError
 from multibox.model.backbones import Backbone
 from multibox.model.backbones.vgg import TORCHVISION_BN_FEATURE_KEYS, TORCHVISION_FEATURE_KEYS
 from multibox.model.networks import network_spec
@@ -21,8 +22,8 @@ from multibox.model.networks import network_spec
 _DROPPED_PREFIXES = ("fc.", "AuxLogits.", "classifier.", "_fc.")
 
 
-class WeightsUnavailableError(RuntimeError):
-    """Raised when requested backbone weights cannot be found or fetched; the message says what to do."""
+class WeightsUnavailableError(DataError):
+    """Backbone weights that cannot be found, fetched or fitted to the network; the message says what to do."""
 
 
 def reduce_vgg16_fc(

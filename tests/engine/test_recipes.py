@@ -76,6 +76,16 @@ def test_auto_weights_are_only_what_is_on_this_machine(monkeypatch, tmp_path):
     assert config.weights_backbone == "IMAGENET1K_V1"
 
 
+def test_a_network_of_the_users_own_gets_its_own_input_size_not_the_recipes():
+    config, lines = resolve_recipe(TrainConfig(network="vgg16_reduced").checked(), CPU)
+    assert config.data_shape == 300 and "  data_shape=300  (vgg16_reduced's own)" in lines  # lite's is 320
+    assert (
+        resolve_recipe(TrainConfig(network="vgg16_reduced", data_shape=512).checked(), CPU)[0].data_shape
+        == 512
+    )
+    assert resolve_recipe(TrainConfig(network="mobilenet_v2").checked(), CPU)[0].data_shape == 320  # untested
+
+
 def test_a_finetune_takes_the_detectors_network_and_no_backbone_weights():
     config, lines = resolve_recipe(
         TrainConfig(finetune="x.pt").checked(), CPU, {"name": "tiny", "data_shape": 96}
