@@ -25,8 +25,8 @@ def build_ssd(
     """An SSD of ``network`` (see :func:`~multibox.model.networks.network_names`) for ``data_shape``.
 
     Args:
-        network: ``vgg16_reduced``, ``vgg16_reduced_paper``, ``resnet50``, ``resnet101``, ``inceptionv3``,
-            ``mobilenet``, ``mobilenet_v2``, ``mobilenet_v3_large``, ``efficientnet_lite0``, ``tiny``,
+        network: ``vgg16_reduced``, ``vgg16_reduced_paper``, ``vgg16_reduced_bn``, ``resnet50``, ``resnet101``,
+            ``inceptionv3``, ``mobilenet``, ``mobilenet_v2``, ``mobilenet_v3_large``, ``efficientnet_lite0``, ``tiny``,
             ``torchvision_ssd300_vgg16``, ``torchvision_ssdlite320_mobilenet_v3_large`` (torchvision's SSD300 and
             SSDLite, see :mod:`multibox.model.import_torchvision`).
         num_classes: object classes without background (VOC: 20), as the original's ``--num-class``.
