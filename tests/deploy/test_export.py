@@ -57,7 +57,11 @@ def test_export_writes_the_file_a_sidecar_and_checks_itself(exported, trained):
         assert sidecar["data_shape"] == [160, 160] and sidecar["detection"]["nms_threshold"] == 0.45
     proto = onnx.load(str(exported[0].path))
     assert proto.opset_import[0].version >= 17
-    assert "NonMaxSuppression" in {node.op_type for node in proto.graph.node}
+    ops = {node.op_type for node in proto.graph.node}
+    assert "NonMaxSuppression" in ops
+    # the network's BatchNorms are folded into its convs (what makes vgg16_reduced_bn's file vgg16_reduced's)
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in trained[0].modules())
+    assert "Conv" in ops and "BatchNormalization" not in ops
     assert [i.name for i in proto.graph.input] == ["images"]
     assert [o.name for o in proto.graph.output] == ["boxes", "scores", "classes", "count"]
 
