@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from multibox.checkpoint import atomic_save, make_checkpoint, network_description, read_checkpoint
+from multibox.checkpoint import atomic_save, make_checkpoint, network_description
 from multibox.data import load_dataset, make_loader
 from multibox.deploy import OnnxDetector, export_checkpoint
 from multibox.deploy.calibration import CalibrationImages
@@ -59,7 +59,8 @@ def bench_model(name: str, checkpoint: str | None, args, folder: Path) -> dict:
     size = MODELS[name]
     path = Path(checkpoint) if checkpoint else random_checkpoint(name, size, folder)
     float_file = export_checkpoint(path, "onnx", out=folder / f"{name}.onnx", dynamic_batch=True).path
-    class_names = OnnxDetector(float_file).class_names
+    float_detector = OnnxDetector(float_file)
+    class_names, network = float_detector.class_names, float_detector.metadata["network"]
     bccd = DATASETS / "bccd"
     train = load_dataset(bccd, "train", class_names=class_names).records[: args.calibration_images]
     test = load_dataset(bccd, "test", class_names=class_names)
@@ -71,7 +72,6 @@ def bench_model(name: str, checkpoint: str | None, args, folder: Path) -> dict:
         CalibrationImages(train, (size, size)),
         method=args.calibration_method,
     )
-    network = read_checkpoint(path)["network"]["name"]  # vgg16_reduced_bn's ONNX graph is vgg16_reduced's
     row = {"model": f"{network} {size}", "weights": "trained" if checkpoint else "random"}
     row["quantize_s"] = time.perf_counter() - start
     for label, file in (("float", float_file), ("int8", int8_file)):
